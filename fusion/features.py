@@ -39,7 +39,7 @@ class Stat:
     formula: str  # the definition, for docs
     compute: Callable[[WindowMoments], Any]  # array-generic: works on torch and jax.numpy windows
     reference: Callable[[np.ndarray], float]  # float64 definition for one window
-    scale: Callable[[float, int], float]  # (max|x|, window length) -> magnitude its absolute error scales with
+    scale: Callable[[Any, Any, int], Any]  # (max|x|, range, window length) -> magnitude its error is relative to
 
 
 STATS: dict[str, Stat] = {}
@@ -145,26 +145,27 @@ def _ref_zero_crossing_rate(x: np.ndarray) -> float:
     return sum(a * b < 0 for a, b in zip(sign[:-1], sign[1:], strict=True)) / (len(x) - 1)
 
 
-_ONE = lambda absmax, n: 1.0  # noqa: E731  (dimensionless statistics)
-_X = lambda absmax, n: absmax  # noqa: E731  (statistics in the units of x)
+_ONE = lambda absmax, rng, n: 1.0  # noqa: E731  (dimensionless statistics)
+_LEVEL = lambda absmax, rng, n: absmax  # noqa: E731  (levels: error relative to the window's magnitude)
+_SPREAD = lambda absmax, rng, n: rng  # noqa: E731  (spreads: error relative to the window's range)
 
 for _stat in [
-    Stat("mean", r"$\bar x$", lambda w: w.mean, lambda x: float(x.mean()), _X),
-    Stat("std", r"$\sqrt{m_2}$", lambda w: w.std, lambda x: _ref_moment(x, 2) ** 0.5, _X),
-    Stat("min", r"$\min_t x_t$", lambda w: w.minimum, lambda x: float(x.min()), _X),
-    Stat("max", r"$\max_t x_t$", lambda w: w.maximum, lambda x: float(x.max()), _X),
+    Stat("mean", r"$\bar x$", lambda w: w.mean, lambda x: float(x.mean()), _LEVEL),
+    Stat("std", r"$\sqrt{m_2}$", lambda w: w.std, lambda x: _ref_moment(x, 2) ** 0.5, _SPREAD),
+    Stat("min", r"$\min_t x_t$", lambda w: w.minimum, lambda x: float(x.min()), _LEVEL),
+    Stat("max", r"$\max_t x_t$", lambda w: w.maximum, lambda x: float(x.max()), _LEVEL),
     Stat("rms", r"$\sqrt{\frac1n\sum_t x_t^2}$", lambda w: w.xp.hypot(w.std, w.mean),
-         lambda x: float(np.sqrt(np.mean(x**2))), _X),
-    Stat("peak_to_peak", r"$\max_t x_t - \min_t x_t$", lambda w: w.range, lambda x: float(x.max() - x.min()), _X),
+         lambda x: float(np.sqrt(np.mean(x**2))), _LEVEL),
+    Stat("peak_to_peak", r"$\max_t x_t - \min_t x_t$", lambda w: w.range, lambda x: float(x.max() - x.min()), _SPREAD),
     Stat("skew", r"$m_3 / m_2^{3/2}$", lambda w: w.standardized_moment(3), lambda x: _ref_standardized(x, 3), _ONE),
     Stat("kurtosis", r"$m_4 / m_2^2 - 3$", lambda w: w.standardized_moment(4, minus=3.0),
-         lambda x: _ref_standardized(x, 4) - (0.0 if _ref_flat(x) else 3.0), lambda absmax, n: 3.0),
+         lambda x: _ref_standardized(x, 4) - (0.0 if _ref_flat(x) else 3.0), lambda absmax, rng, n: 3.0),
     Stat("zero_crossing_rate", r"$\frac1{n-1}\#\{t: s_t s_{t+1} < 0\}$", lambda w: w.zero_crossing_rate,
          _ref_zero_crossing_rate, _ONE),
     Stat("mean_abs_change", r"$\frac1{n-1}\sum_t |x_{t+1} - x_t|$", lambda w: w.diffs.mean(-1),
-         lambda x: float(np.mean(np.abs(np.diff(x)))), _X),
+         lambda x: float(np.mean(np.abs(np.diff(x)))), _SPREAD),
     Stat("abs_energy", r"$\sum_t x_t^2$", lambda w: w.n * (w.std * w.std + w.mean * w.mean),
-         lambda x: float(np.sum(x**2)), lambda absmax, n: n * absmax * absmax),
+         lambda x: float(np.sum(x**2)), lambda absmax, rng, n: n * absmax * absmax),
 ]:
     register_stat(_stat)
 
@@ -301,7 +302,8 @@ def parity_error(got: Any, x: Any, spec: FeatureSpec, reference: np.ndarray | No
     ref = reference_extract(x, spec) if reference is None else reference
     windows = np.lib.stride_tricks.sliding_window_view(x, spec.window, axis=-1)[..., :: spec.hop, :]
     absmax = np.abs(windows).max(-1).transpose(0, 2, 1)  # [n_series, n_windows, n_channels]
-    scale = np.stack([np.vectorize(STATS[s].scale)(absmax, spec.window) for s in spec.stats], -1)
+    rng = np.ptp(windows, -1).transpose(0, 2, 1)
+    scale = np.stack([np.broadcast_to(STATS[s].scale(absmax, rng, spec.window), absmax.shape) for s in spec.stats], -1)
     err = np.abs(_to_numpy64(got) - ref) / np.maximum(np.abs(ref) + scale, 1e-30)
     return float(err.max(initial=0.0))
 
@@ -349,10 +351,20 @@ def _jax_extractor(window: int, hop: int, stats: tuple[str, ...]) -> Callable:
     return jax.jit(extract_one)
 
 
+def _bucket(n: int) -> int:
+    """`n` rounded up to one of four sizes per power of two (at most 1/4 larger)."""
+    step = 1 << max(0, n.bit_length() - 3)
+    return -(-n // step) * step
+
+
 def _extract_jax(x: torch.Tensor, spec: FeatureSpec) -> torch.Tensor:
-    fn = _jax_extractor(spec.window, spec.hop, spec.stats)
-    out = np.asarray(fn(x.detach().cpu().to(torch.float32).numpy()))
-    return torch.from_numpy(out.copy()).to(x.device)
+    # Pad series count and length to a few bucket sizes so that a table of many distinct lengths
+    # compiles a handful of times, not once per length; windows inside the real samples are unchanged.
+    n_series, _, length = x.shape
+    padded = torch.nn.functional.pad(x.detach().cpu().to(torch.float32), (0, _bucket(length) - length))
+    padded = torch.cat([padded, padded.new_zeros((_bucket(n_series) - n_series, *padded.shape[1:]))])
+    out = np.asarray(_jax_extractor(spec.window, spec.hop, spec.stats)(padded.numpy()))
+    return torch.from_numpy(out[:n_series, : spec.n_windows(length)].copy()).to(x.device)
 
 
 def _extract_triton(x: torch.Tensor, spec: FeatureSpec) -> torch.Tensor:
@@ -374,7 +386,8 @@ def _as_tensor(x: Any) -> torch.Tensor:
     if isinstance(x, torch.Tensor):
         return x if x.is_floating_point() else x.to(torch.float32)
     if isinstance(x, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64 if x.dtype == np.float64 else np.float32))
+        x = np.ascontiguousarray(x, dtype=np.float64 if x.dtype == np.float64 else np.float32)
+        return torch.from_numpy(x if x.flags.writeable else x.copy())  # pandas hands out read-only arrays
     raise FeatureSpecError(f"x must be a numpy array or a torch tensor, got {type(x).__name__}")
 
 

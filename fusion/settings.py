@@ -1,10 +1,14 @@
 """Kedro project settings: the hooks that track runs in MLflow and record events.
 
-Tracking and events live in hooks, never in nodes (see nbs/35_hooks.ipynb).
+Tracking and events live in hooks, never in nodes (see nbs/35_hooks.ipynb). Both hooks share one RunContext.
 """
 
 from kedro.config import OmegaConfigLoader
 
+from fusion.hooks import EventHooks, RunContext, TrackingHooks
+
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {"base_env": "base", "default_run_env": "local"}
-HOOKS = ()
+
+_RUN = RunContext()
+HOOKS = (TrackingHooks(_RUN), EventHooks(_RUN))

@@ -1,0 +1,77 @@
+# fusion: the two commands are `make run` and `make test`; everything else is a convenience.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+# Kedro's and MLflow's telemetry reach for the network, and kedro-telemetry rewrites pyproject.toml: keep them off.
+export DO_NOT_TRACK := true
+export MPLBACKEND := Agg
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.fusion-installed
+PYTHON ?= python3
+SYNC_FILES = find fusion nbs -type f -not -path '*/__pycache__/*' -not -path '*/.ipynb_checkpoints/*' | LC_ALL=C sort | xargs sha256sum
+
+.PHONY: help install run test lint sync-check nbtest pytest lab mlflow-ui viz bench papermill clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+install: $(STAMP) ## create .venv and install fusion (CPU torch pinned)
+
+# torch first, pinned to the CPU wheel, so nothing later can pull a CUDA build.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check torch==2.13.0
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name fusion --display-name "fusion (.venv)" >/dev/null
+	@touch $@
+
+run: install ## run the default Kedro pipeline on the embedded sample data
+	$(BIN)/kedro run
+	@echo
+	@echo "Results:"
+	@echo "  metrics            data/08_reporting/metrics.json"
+	@echo "  confusion matrix   data/08_reporting/confusion_matrix.png"
+	@echo "  data profile       data/08_reporting/profile.md, profile.png (quarantine: data/02_intermediate/quarantine.parquet)"
+	@echo "  model              data/06_models/model.safetensors (and in MLflow: sqlite:///$(CURDIR)/mlflow.db, make mlflow-ui)"
+	@echo "  events             $(BIN)/fusion events"
+	@cat data/08_reporting/metrics.json; echo
+
+test: install lint sync-check nbtest pytest ## the whole suite: ruff, notebook/package sync, notebooks, pytest
+
+lint: install
+	$(BIN)/ruff check fusion tests benchmarks
+
+sync-check: install ## nbdev-export + nbdev-clean must change nothing
+	@before="$$($(SYNC_FILES))"; \
+	$(BIN)/nbdev-export && $(BIN)/nbdev-clean; \
+	after="$$($(SYNC_FILES))"; \
+	if [ "$$before" != "$$after" ]; then \
+	  echo "notebooks and package disagree: nbdev-export/nbdev-clean changed these files (edit nbs/, export, commit both):"; \
+	  diff <(echo "$$before") <(echo "$$after") | grep '^[<>]' | awk '{print "  " $$3}' | sort -u; exit 1; \
+	else echo "sync-check: notebooks and package agree"; fi
+
+nbtest: install ## run every notebook in nbs/ top to bottom
+	$(BIN)/nbdev-test --n-workers 2
+
+pytest: install
+	$(BIN)/pytest -q
+
+lab: install ## JupyterLab with the project's kernel
+	$(BIN)/jupyter lab --notebook-dir=nbs
+
+mlflow-ui: install ## the MLflow UI on the project's store
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
+
+viz: install ## kedro-viz of the pipelines
+	$(BIN)/kedro viz run --host 127.0.0.1
+
+papermill: install ## a parameterised research run (override: make papermill P="-p window 64")
+	$(BIN)/papermill nbs/experiments/train_experiment.ipynb data/08_reporting/train_experiment.out.ipynb --cwd nbs/experiments $(P)
+
+bench: install ## benchmarks (writes docs/benchmarks.md)
+	$(BIN)/python benchmarks/pipeline.py
+	$(BIN)/python benchmarks/features.py --quick
+
+clean: ## remove generated data, stores and the venv
+	rm -rf $(VENV) mlflow.db mlruns data/events.db* .viz
+	find data -mindepth 2 -not -path 'data/01_raw/*' -not -name .gitkeep -type f -delete
