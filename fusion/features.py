@@ -21,14 +21,13 @@ import torch
 from .errors import FeatureSpecError
 
 # %% auto #0
-__all__ = ['FLAT_RTOL', 'FLAT_ATOL', 'ZERO_BAND', 'STATS', 'DEFAULT_STATS', 'BACKENDS', 'AUTO_CPU_BACKEND', 'Stat',
-           'register_stat', 'WindowMoments', 'FeatureSpec', 'reference_extract', 'parity_error', 'extract',
-           'features_table']
+__all__ = ['FLAT_RTOL', 'ZERO_BAND', 'TINY', 'STATS', 'DEFAULT_STATS', 'BACKENDS', 'AUTO_CPU_BACKEND', 'Stat', 'register_stat',
+           'WindowMoments', 'FeatureSpec', 'reference_extract', 'parity_error', 'extract', 'features_table']
 
-# %% ../nbs/20_features.ipynb #69ebc83a
-FLAT_RTOL = 1e-6  # a window whose range is below this fraction of max|x| is flat
-FLAT_ATOL = 1e-30  # ... or below this absolute floor
-ZERO_BAND = 1e-5  # |x - mean| <= ZERO_BAND * max|x| counts as zero for zero crossings
+# %% ../nbs/20_features.ipynb #d8eb2a67
+FLAT_RTOL = 1e-6  # a window whose range is below this fraction of max|x| (plus TINY) is flat
+ZERO_BAND = 1e-5  # |x - mean| <= ZERO_BAND * max|x| + TINY counts as zero for zero crossings
+TINY = 1e-30  # magnitudes below this are float32 rounding noise (and flushed to zero by some hardware)
 
 
 @dataclass(frozen=True)
@@ -92,7 +91,7 @@ class WindowMoments:
 
     @cached_property
     def flat(self):
-        return self.range <= FLAT_RTOL * self.absmax + FLAT_ATOL
+        return self.range <= FLAT_RTOL * self.absmax + TINY
 
     @cached_property
     def centred(self):  # d = x - mean, second pass
@@ -120,7 +119,7 @@ class WindowMoments:
     @cached_property
     def zero_crossing_rate(self):
         xp, d = self.xp, self.centred
-        sign = xp.sign(d) * (xp.abs(d) > (ZERO_BAND * self.absmax)[..., None])  # -1, 0 or 1
+        sign = xp.sign(d) * (xp.abs(d) > (ZERO_BAND * self.absmax + TINY)[..., None])  # -1, 0 or 1
         prod = sign[..., 1:] * sign[..., :-1]  # -1 exactly where the pair crosses zero
         return ((xp.abs(prod) - prod) * 0.5).mean(-1)  # arithmetic, not a bool cast: keeps the dtype
 
@@ -131,7 +130,7 @@ def _ref_moment(x: np.ndarray, k: int) -> float:
 
 
 def _ref_flat(x: np.ndarray) -> bool:
-    return bool(x.max() - x.min() <= FLAT_RTOL * np.abs(x).max() + FLAT_ATOL)
+    return bool(x.max() - x.min() <= FLAT_RTOL * np.abs(x).max() + TINY)
 
 
 def _ref_standardized(x: np.ndarray, k: int) -> float:
@@ -140,7 +139,7 @@ def _ref_standardized(x: np.ndarray, k: int) -> float:
 
 def _ref_zero_crossing_rate(x: np.ndarray) -> float:
     d = x - x.mean()
-    band = ZERO_BAND * np.abs(x).max()
+    band = ZERO_BAND * np.abs(x).max() + TINY
     sign = [0 if abs(v) <= band else (1 if v > 0 else -1) for v in d]
     return sum(a * b < 0 for a, b in zip(sign[:-1], sign[1:], strict=True)) / (len(x) - 1)
 
@@ -304,7 +303,7 @@ def parity_error(got: Any, x: Any, spec: FeatureSpec, reference: np.ndarray | No
     absmax = np.abs(windows).max(-1).transpose(0, 2, 1)  # [n_series, n_windows, n_channels]
     rng = np.ptp(windows, -1).transpose(0, 2, 1)
     scale = np.stack([np.broadcast_to(STATS[s].scale(absmax, rng, spec.window), absmax.shape) for s in spec.stats], -1)
-    err = np.abs(_to_numpy64(got) - ref) / np.maximum(np.abs(ref) + scale, 1e-30)
+    err = np.abs(_to_numpy64(got) - ref) / np.maximum(np.abs(ref) + scale, TINY)
     return float(err.max(initial=0.0))
 
 # %% ../nbs/20_features.ipynb #51aadb7b
