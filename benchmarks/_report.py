@@ -10,7 +10,7 @@ import json
 import os
 import platform
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +41,7 @@ def table(headers: list[str], rows: list[list[object]]) -> str:
 
 def write_section(name: str, body: str, doc: Path = DOC) -> None:
     """Replace (or append) the section `name` of docs/benchmarks.md with `body`."""
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     block = f"<!-- {name}:start -->\n{body.rstrip()}\n\n_Machine: {machine()}; run {stamp}._\n<!-- {name}:end -->"
     text = doc.read_text() if doc.exists() else HEADER
     pattern = re.compile(rf"<!-- {re.escape(name)}:start -->.*?<!-- {re.escape(name)}:end -->", re.S)

@@ -306,8 +306,8 @@ def parity_error(got: Any, x: Any, spec: FeatureSpec, reference: np.ndarray | No
     err = np.abs(_to_numpy64(got) - ref) / np.maximum(np.abs(ref) + scale, TINY)
     return float(err.max(initial=0.0))
 
-# %% ../nbs/20_features.ipynb #51aadb7b
-_TORCH_CHUNK = 1 << 21  # window samples per torch chunk: bounds temporaries and keeps them in cache
+# %% ../nbs/20_features.ipynb #c7afade6
+_TORCH_CHUNK = 1 << 18  # window samples per torch chunk: 1 MiB float32 temporaries stay in L2 cache
 
 
 def _windows_and_diffs(x: Any, spec: FeatureSpec) -> tuple[Any, Any]:

@@ -12,3 +12,4 @@ CONFIG_LOADER_ARGS = {"base_env": "base", "default_run_env": "local"}
 
 _RUN = RunContext()
 HOOKS = (TrackingHooks(_RUN), EventHooks(_RUN))
+DISABLE_HOOKS_FOR_PLUGINS = ("kedro-viz", "kedro-telemetry")

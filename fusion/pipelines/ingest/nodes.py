@@ -37,7 +37,7 @@ def check_data_params(data: dict) -> dict:
 def _to_time(col: pd.Series) -> pd.Series:
     "Sample time as nullable Int64: integers as they are, timestamps as ns since the epoch."
     if pd.api.types.is_datetime64_any_dtype(col):
-        return pd.Series(col.astype("int64"), index=col.index).where(col.notna()).astype("Int64")
+        return pd.Series(col.dt.as_unit("ns").astype("int64"), index=col.index).where(col.notna()).astype("Int64")
     num = pd.to_numeric(col, errors="coerce")
     whole = num.where(np.isfinite(num) & (num == np.round(num)))
     return whole.astype("Int64")

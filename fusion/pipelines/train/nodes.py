@@ -132,7 +132,8 @@ def plot_confusion(predictions: pd.DataFrame, model: TrainedModel):
     ax.set_yticks(range(len(labels)), labels)
     for (i, j), v in np.ndenumerate(cm):
         ax.text(j, i, int(v), ha="center", va="center", color="white" if v > cm.max() / 2 else "black")
-    ax.set_xlabel("predicted"); ax.set_ylabel("true")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
     ax.set_title(f"test series (n={int(cm.sum())})")
     fig.tight_layout()
     return fig

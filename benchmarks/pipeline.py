@@ -1,0 +1,91 @@
+"""Time the default `kedro run` node by node; report the share of wall time spent outside nodes.
+
+Runs `kedro run` (the real CLI, as a user would) in a fresh copy of the project, `--runs` times after one cold run
+(which also creates the MLflow and event stores). Node times come from the tracking hook (`node_seconds.<node>` in
+the MLflow run); wall time is measured around the subprocess, so "outside nodes" includes Python and Kedro start-up,
+catalog I/O, hooks, MLflow logging and event recording.
+
+    .venv/bin/python benchmarks/pipeline.py [--runs 3] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import ROOT, table, write_json, write_section  # noqa: E402
+
+BIN = Path(sys.executable).parent
+TARGET_WALL_S, TARGET_OVERHEAD = 60.0, 0.05
+
+
+def project_copy(dest: Path) -> dict[str, str]:
+    shutil.copytree(ROOT / "conf" / "base", dest / "conf" / "base")
+    (dest / "conf" / "local").mkdir()
+    shutil.copy(ROOT / "pyproject.toml", dest / "pyproject.toml")
+    shutil.copytree(ROOT / "data" / "01_raw", dest / "data" / "01_raw")
+    return {**os.environ, "DO_NOT_TRACK": "true", "MPLBACKEND": "Agg", "FUSION_TRACE_ID": "",
+            "FUSION_MLFLOW_TRACKING_URI": f"sqlite:///{dest}/mlflow.db", "FUSION_EVENTS_DB": str(dest / "events.db")}
+
+
+def one_run(dest: Path, env: dict) -> tuple[float, dict[str, float]]:
+    """Wall seconds of one `kedro run`, and the node seconds its MLflow run recorded."""
+    from mlflow import MlflowClient
+
+    from fusion.events import EventStore
+
+    t0 = time.perf_counter()
+    res = subprocess.run([str(BIN / "kedro"), "run"], cwd=dest, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if res.returncode != 0:
+        raise SystemExit(f"kedro run failed:\n{res.stderr[-3000:]}")
+    run_id = EventStore(dest / "events.db").events(type="ModelTrained")[-1].payload["mlflow_run_id"]
+    metrics = MlflowClient(tracking_uri=env["FUSION_MLFLOW_TRACKING_URI"]).get_run(run_id).data.metrics
+    return wall, {k.removeprefix("node_seconds."): v for k, v in metrics.items() if k.startswith("node_seconds.")}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=3, help="warm runs to time after the cold one (default 3)")
+    ap.add_argument("--json", help="also write the raw figures to this JSON file")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        dest = Path(tmp)
+        env = project_copy(dest)
+        print("cold run (creates the stores)...", flush=True)
+        cold_wall, _ = one_run(dest, env)
+        runs = []
+        for i in range(args.runs):
+            print(f"warm run {i + 1}/{args.runs}...", flush=True)
+            runs.append(one_run(dest, env))
+    walls = [w for w, _ in runs]
+    median_i = walls.index(statistics.median_low(walls))
+    wall, nodes = runs[median_i]
+    inside = sum(nodes.values())
+    overhead = (wall - inside) / wall
+    rows = [[name, round(sec, 3), f"{100 * sec / wall:.1f} %"] for name, sec in nodes.items()]
+    rows += [["**all nodes**", round(inside, 3), f"{100 * inside / wall:.1f} %"],
+             ["**outside nodes** (start-up, catalog I/O, hooks, MLflow, events)", round(wall - inside, 3),
+              f"{100 * overhead:.1f} %"],
+             ["**wall: `kedro run`** (median of warm runs)", round(wall, 3), "100 %"]]
+    verdict = (f"Targets: wall ≤ {TARGET_WALL_S:.0f} s → {'met' if wall <= TARGET_WALL_S else 'MISSED'} ({wall:.1f} s); "
+               f"outside nodes ≤ {100 * TARGET_OVERHEAD:.0f} % → {'met' if overhead <= TARGET_OVERHEAD else 'MISSED'} "
+               f"({100 * overhead:.1f} %). Cold first run: {cold_wall:.1f} s. Warm walls: {', '.join(f'{w:.1f}' for w in walls)} s.")
+    body = "## Pipeline: default `kedro run`, node by node\n\n" + table(["node", "seconds", "share of wall"], rows)
+    body += "\n\n" + verdict + "\n"
+    print(body)
+    write_section("pipeline", body)
+    write_json(args.json, {"wall_s": wall, "nodes_s": nodes, "outside_s": wall - inside, "outside_share": overhead,
+                           "cold_wall_s": cold_wall, "warm_walls_s": walls})
+
+
+if __name__ == "__main__":
+    main()
