@@ -25,9 +25,23 @@ def main() -> None:
     "fusion: multichannel sensor time-series, from notebook to production. Pipelines run with `kedro run`."
 
 # %% auto #0
-__all__ = ['app', 'main', 'events']
+__all__ = ['app', 'COMMAND_MODULES', 'main', 'events']
 
-# %% ../nbs/70_commands.ipynb #2d0a8921
+# %% ../nbs/70_commands.ipynb #9b2e4b34
+import importlib
+import importlib.util
+
+COMMAND_MODULES = ("fusion.serving.commands", "fusion.bus.commands", "fusion.bench")
+
+def _register_parts(app: typer.Typer) -> None:
+    "Add the commands of every part listed in `COMMAND_MODULES` that is installed."
+    for name in COMMAND_MODULES:
+        if importlib.util.find_spec(name.rsplit(".", 1)[0]) and importlib.util.find_spec(name):
+            importlib.import_module(name).register(app)
+
+_register_parts(app)
+
+# %% ../nbs/70_commands.ipynb #9330c595
 def _summary(payload: dict) -> str:
     "A one-line digest of an event payload for the table view."
     keys = ("data_hash", "rows", "rows_clean", "rows_quarantined", "feature_spec_digest", "mlflow_run_id",

@@ -26,8 +26,18 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str = "sqlite:///mlflow.db"  # relative sqlite paths resolve against project_root
     events_db: Path = Path("data/events.db")  # SQLite event store and outbox
     trace_id: str | None = None  # continue this trace instead of starting a new one
+    # events and Kafka
     kafka_bootstrap: str | None = None  # e.g. 127.0.0.1:9092; unset = events wait in the outbox
+    topic_prefix: str = ""  # prepended to every topic name (fusion.data → <prefix>fusion.data)
+    # serving
     redis_url: str | None = None  # e.g. redis://127.0.0.1:6379/0; unset = no cache
+    cache_ttl_s: int = 3600  # lifetime of a cached prediction
+    jwt_secret: str | None = None  # HS256 shared secret (from env or a mounted secret file, never the repo)
+    jwt_public_key: str | None = None  # RS256 public key (PEM), instead of a secret
+    jwt_audience: str = "fusion"  # required `aud`
+    jwt_issuer: str = "fusion"  # required `iss`
+    max_body_bytes: int = 1_048_576  # larger request bodies get 413
+    max_instances: int = 256  # more instances in one request get 422
 
     @field_validator("trace_id")
     @classmethod
