@@ -27,7 +27,7 @@ from .events import EventStore, make_event
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'RunContext', 'flatten', 'git_commit', 'log_training_run', 'TrackingHooks', 'EventHooks']
+__all__ = ['log', 'RunContext', 'flatten', 'git_commit', 'open_run', 'finish_run', 'TrackingHooks', 'EventHooks']
 
 # %% ../nbs/35_hooks.ipynb #0ce85fd0
 _WATCHED = (INGEST_REPORT, VALIDATION_REPORT, FEATURE_REPORT, MODEL, METRICS, CONFUSION_PLOT)
@@ -90,65 +90,89 @@ def git_commit(path: Path) -> str:
         return "unknown"
     return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "") if sha.returncode == 0 else "unknown"
 
-# %% ../nbs/35_hooks.ipynb #35b5443b
-def _prepare_mlflow(ctx: RunContext) -> None:
-    "Import MLflow and open (or create) the tracking store; run in a thread while the nodes work."
-    try:
-        import mlflow
+# %% ../nbs/35_hooks.ipynb #7935dd7e
+def _client(ctx: RunContext):
+    from mlflow import MlflowClient
 
-        mlflow.set_tracking_uri(ctx.settings.resolved_tracking_uri())
-        mlflow.set_experiment(EXPERIMENT)
-    except Exception as err:  # the real failure, if any, surfaces in log_training_run
-        log.warning("MLflow warm-up failed (%s: %s); tracking will retry at the end", type(err).__name__, err)
+    return MlflowClient(tracking_uri=ctx.settings.resolved_tracking_uri())
 
-def log_training_run(ctx: RunContext) -> tuple[str, str]:
-    "Log the trained model of `ctx` to MLflow and register it; returns (run id, model version)."
+def open_run(ctx: RunContext) -> str:
+    "Create the MLflow run of `ctx` in the `fusion` experiment, with its tags and parameters; returns the run id."
+    from mlflow.entities import Param
+
+    client = _client(ctx)
+    exp = client.get_experiment_by_name(EXPERIMENT)
+    exp_id = exp.experiment_id if exp else client.create_experiment(EXPERIMENT)
+    tags = {TAG_SOURCE: ctx.source, TAG_TRACE: ctx.trace_id, TAG_COMMIT: git_commit(ctx.project_path)}
+    run_id = client.create_run(exp_id, tags=tags, run_name=f"{ctx.source}-{ctx.trace_id[:8]}").info.run_id
+    params = [Param(k, v) for k, v in flatten(ctx.parameters).items()]
+    for i in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
+        client.log_batch(run_id, params=params[i:i + 100])
+    return run_id
+
+def finish_run(ctx: RunContext, run_id: str) -> str:
+    "Log metrics, node timings, the figure and the model to run `run_id`, close it, register the model; returns the version."
     import json
 
-    import mlflow
-    from mlflow import MlflowClient
+    from mlflow.entities import Metric, RunTag
+    from mlflow.exceptions import MlflowException
 
     from fusion.model import save_model
 
-    model, metrics = ctx.outputs[MODEL], ctx.outputs.get(METRICS, {})
-    mlflow.set_tracking_uri(ctx.settings.resolved_tracking_uri())
-    mlflow.set_experiment(EXPERIMENT)
-    tags = {TAG_SOURCE: ctx.source, TAG_TRACE: ctx.trace_id, TAG_COMMIT: git_commit(ctx.project_path),
-            TAG_DATA_HASH: ctx.data_hash or "unknown", TAG_SPEC_DIGEST: model.config.get("feature_spec_digest", "")}
-    with mlflow.start_run(tags=tags) as run, tempfile.TemporaryDirectory() as tmp:
-        mlflow.log_params(flatten(ctx.parameters))
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if isinstance(v, int | float)})
-        mlflow.log_metrics({f"node_seconds.{k}": v for k, v in ctx.node_seconds.items()})
-        if CONFUSION_PLOT in ctx.outputs:
-            mlflow.log_figure(ctx.outputs[CONFUSION_PLOT], "confusion_matrix.png")
+    client, model, now = _client(ctx), ctx.outputs[MODEL], int(time.time() * 1000)
+    values = {k: float(v) for k, v in ctx.outputs.get(METRICS, {}).items() if isinstance(v, int | float)}
+    values |= {f"node_seconds.{k}": v for k, v in ctx.node_seconds.items()}
+    tags = {TAG_DATA_HASH: ctx.data_hash or "unknown", TAG_SPEC_DIGEST: model.config.get("feature_spec_digest", "")}
+    client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in values.items()],
+                     tags=[RunTag(k, v) for k, v in tags.items()])
+    if CONFUSION_PLOT in ctx.outputs:
+        client.log_figure(run_id, ctx.outputs[CONFUSION_PLOT], "confusion_matrix.png")
+    with tempfile.TemporaryDirectory() as tmp:
         save_model(model, Path(tmp) / "model.safetensors")
         (Path(tmp) / "model.json").write_text(json.dumps(model.config, indent=2, sort_keys=True))
-        mlflow.log_artifacts(tmp, artifact_path="model")
-        source = f"{run.info.artifact_uri}/model"
-    client = MlflowClient()
+        client.log_artifacts(run_id, tmp, artifact_path="model")
+    client.set_terminated(run_id)
     try:
         client.get_registered_model(MODEL_NAME)
-    except mlflow.exceptions.MlflowException:
+    except MlflowException:
         client.create_registered_model(MODEL_NAME, description="fusion window-feature classifier")
-    version = client.create_model_version(MODEL_NAME, source=source, run_id=run.info.run_id, tags=tags)
-    return run.info.run_id, str(version.version)
+    source = f"{client.get_run(run_id).info.artifact_uri}/model"
+    run_tags = {TAG_TRACE: ctx.trace_id, TAG_SOURCE: ctx.source, **tags}
+    return str(client.create_model_version(MODEL_NAME, source=source, run_id=run_id, tags=run_tags).version)
 
-# %% ../nbs/35_hooks.ipynb #6e02660b
+# %% ../nbs/35_hooks.ipynb #14d82e62
 class TrackingHooks:
-    "Times every node; logs a training run to MLflow at the end of the pipeline."
+    "Times every node; tracks a training run in MLflow (opened when the pipeline starts, finished when it ends)."
 
     def __init__(self, ctx: RunContext):
         self.ctx = ctx
-        self._mlflow_ready: threading.Thread | None = None
+        self._opening: threading.Thread | None = None
+        self._open_error: Exception | None = None
+
+    def _open(self) -> None:
+        try:
+            self.ctx.mlflow_run_id = open_run(self.ctx)
+        except Exception as err:  # re-raised in the main thread when the run is finished
+            self._open_error = err
+
+    def _opened_run(self) -> str | None:
+        "The MLflow run id once the opening thread is done; its error, if it failed."
+        if self._opening is not None:
+            self._opening.join()
+            self._opening = None
+        if self._open_error is not None:
+            err, self._open_error = self._open_error, None
+            raise err
+        return self.ctx.mlflow_run_id
 
     @hook_impl(tryfirst=True)
     def before_pipeline_run(self, run_params: dict, pipeline, catalog) -> None:
         parameters = catalog.load("parameters") if "parameters" in catalog else {}
         self.ctx.begin(run_params, parameters)
         log.info("fusion run trace_id=%s source=%s", self.ctx.trace_id, self.ctx.source)
-        if MODEL in pipeline.all_outputs():  # import MLflow while the nodes run, not after them
-            self._mlflow_ready = threading.Thread(target=_prepare_mlflow, args=(self.ctx,), daemon=True)
-            self._mlflow_ready.start()
+        if MODEL in pipeline.all_outputs():
+            self._opening = threading.Thread(target=self._open, daemon=True)
+            self._opening.start()
 
     @hook_impl
     def before_dataset_loaded(self, dataset_name: str, node) -> None:
@@ -169,13 +193,21 @@ class TrackingHooks:
 
     @hook_impl(tryfirst=True)
     def after_pipeline_run(self, run_params: dict, pipeline, catalog) -> None:
-        if self._mlflow_ready is not None:
-            self._mlflow_ready.join()
-        if MODEL in self.ctx.outputs:
-            self.ctx.mlflow_run_id, self.ctx.model_version = log_training_run(self.ctx)
-            log.info("MLflow run %s, model %s version %s", self.ctx.mlflow_run_id, MODEL_NAME, self.ctx.model_version)
+        run_id = self._opened_run()
+        if run_id and MODEL in self.ctx.outputs:
+            self.ctx.model_version = finish_run(self.ctx, run_id)
+            log.info("MLflow run %s, model %s version %s", run_id, MODEL_NAME, self.ctx.model_version)
 
-# %% ../nbs/35_hooks.ipynb #6b86d527
+    @hook_impl
+    def on_pipeline_error(self, error: Exception, run_params: dict, pipeline, catalog) -> None:
+        try:
+            run_id = self._opened_run()
+        except Exception:  # the pipeline's own error is the one to report
+            return
+        if run_id:
+            _client(self.ctx).set_terminated(run_id, status="FAILED")
+
+# %% ../nbs/35_hooks.ipynb #66172205
 class EventHooks:
     "Records the run's events in the event store, one trace id per run."
 
