@@ -64,7 +64,7 @@ class TrainedModel:
     def predict_windows(self, features: np.ndarray) -> np.ndarray:
         "Class probabilities `[n_windows, n_classes]` for a feature matrix whose columns are `config['feature_names']`."
         with torch.inference_mode():
-            logits = self.network()(torch.as_tensor(np.asarray(features, dtype=np.float32)))
+            logits = self.network()(torch.from_numpy(np.array(features, dtype=np.float32)))
         return torch.softmax(logits, dim=-1).numpy()
 
 # %% ../nbs/30_model.ipynb #6463519d
