@@ -10,7 +10,7 @@ STAMP := $(VENV)/.fusion-installed
 PYTHON ?= python3
 SYNC_FILES = find fusion nbs -type f -not -path '*/__pycache__/*' -not -path '*/.ipynb_checkpoints/*' | LC_ALL=C sort | xargs sha256sum
 
-.PHONY: help install run test lint sync-check nbtest pytest lab mlflow-ui viz bench papermill clean
+.PHONY: help install run test lint sync-check nbtest pytest test-image lab mlflow-ui viz bench papermill export verify image clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -33,6 +33,7 @@ run: install ## run the default Kedro pipeline on the embedded sample data
 	@echo "  confusion matrix   data/08_reporting/confusion_matrix.png"
 	@echo "  data profile       data/08_reporting/profile.md, profile.png (quarantine: data/02_intermediate/quarantine.parquet)"
 	@echo "  model              data/06_models/model.safetensors (and in MLflow: sqlite:///$(CURDIR)/mlflow.db, make mlflow-ui)"
+	@echo "  serving bundle     exported/fusion-classifier/<version>/ (make verify, make image)"
 	@echo "  events             $(BIN)/fusion events"
 	@cat data/08_reporting/metrics.json; echo
 
@@ -54,7 +55,10 @@ nbtest: install ## run every notebook in nbs/ top to bottom
 	$(BIN)/nbdev-test --n-workers 2
 
 pytest: install
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -m "not image"
+
+test-image: install ## build the serving image with podman and verify it (root; .ci/run installs podman)
+	$(BIN)/pytest -q -m image tests/export
 
 lab: install ## JupyterLab with the project's kernel
 	$(BIN)/jupyter lab --notebook-dir=nbs
@@ -67,6 +71,18 @@ viz: install ## kedro-viz of the pipelines
 
 papermill: install ## a parameterised research run (override: make papermill P="-p window 64")
 	$(BIN)/papermill nbs/experiments/train_experiment.ipynb data/08_reporting/train_experiment.out.ipynb --cwd nbs/experiments $(P)
+
+LATEST_BUNDLE = $$(ls -d exported/fusion-classifier/* | sort -V | tail -1)
+
+export: install ## write the bundle of the latest registered model version
+	$(BIN)/fusion export --overwrite
+
+verify: install ## prove the newest bundle stands alone (fresh venv, golden cases, 401, 413)
+	$(BIN)/fusion verify $(LATEST_BUNDLE)
+
+image: install ## build and check the serving image (root, podman)
+	podman image exists localhost/fusion-base:bookworm || $(BIN)/fusion image base
+	$(BIN)/fusion image verify $(LATEST_BUNDLE) --base-image localhost/fusion-base:bookworm
 
 bench: install ## benchmarks (writes docs/benchmarks.md)
 	$(BIN)/python benchmarks/pipeline.py
