@@ -17,12 +17,19 @@ from .core import check_trace_id, find_project_root
 # %% auto #0
 __all__ = ['Settings']
 
-# %% ../nbs/02_config.ipynb #c08cc513
+# %% ../nbs/02_config.ipynb #ab16644f
+def _default_root() -> Path:
+    "The project root when run inside a fusion checkout; else the current directory (a container, a bare venv)."
+    try:
+        return find_project_root()
+    except FileNotFoundError:
+        return Path.cwd()
+
 class Settings(BaseSettings):
     "Service settings; each field `x` is read from `FUSION_X`."
     model_config = SettingsConfigDict(env_prefix="FUSION_", extra="ignore")
 
-    project_root: Path = Field(default_factory=find_project_root)  # where relative defaults resolve
+    project_root: Path = Field(default_factory=_default_root)  # where relative defaults resolve
     mlflow_tracking_uri: str = "sqlite:///mlflow.db"  # relative sqlite paths resolve against project_root
     events_db: Path = Path("data/events.db")  # SQLite event store and outbox
     trace_id: str | None = None  # continue this trace instead of starting a new one

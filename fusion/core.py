@@ -13,10 +13,10 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['RAW', 'CANONICAL', 'INGEST_REPORT', 'CLEAN', 'QUARANTINE', 'VALIDATION_REPORT', 'FEATURES', 'FEATURE_REPORT', 'MODEL',
-           'METRICS', 'CONFUSION_PLOT', 'DATA_READY', 'DATA_VALIDATED', 'FEATURES_READY', 'MODEL_TRAINED',
-           'INFERENCE_REQUESTED', 'INFERENCE_COMPLETED', 'PIPELINE_EVENTS', 'EXPERIMENT', 'MODEL_NAME', 'TAG_SOURCE',
-           'TAG_TRACE', 'TAG_COMMIT', 'TAG_DATA_HASH', 'TAG_SPEC_DIGEST', 'find_project_root', 'new_trace_id',
-           'check_trace_id', 'run_in_memory']
+           'METRICS', 'CONFUSION_PLOT', 'GOLDEN_CASES', 'DATA_READY', 'DATA_VALIDATED', 'FEATURES_READY',
+           'MODEL_TRAINED', 'INFERENCE_REQUESTED', 'INFERENCE_COMPLETED', 'PIPELINE_EVENTS', 'EXPERIMENT', 'MODEL_NAME',
+           'TAG_SOURCE', 'TAG_TRACE', 'TAG_COMMIT', 'TAG_DATA_HASH', 'TAG_SPEC_DIGEST', 'TAG_PYFUNC', 'TAG_BUNDLE',
+           'find_project_root', 'new_trace_id', 'check_trace_id', 'run_in_memory']
 
 # %% ../nbs/00_core.ipynb #bd565e73
 RAW = "raw_samples"  # the source, any kedro-datasets pandas dataset
@@ -30,6 +30,7 @@ FEATURE_REPORT = "feature_report"  # spec, digest, shape
 MODEL = "model"  # weights + config of the trained classifier
 METRICS = "metrics"  # val/test accuracy, macro F1, ...
 CONFUSION_PLOT = "confusion_matrix_plot"
+GOLDEN_CASES = "golden_cases"  # the export pipeline's output: golden inputs and the training predictions for them
 
 # %% ../nbs/00_core.ipynb #664dcba5
 DATA_READY = "DataReady"
@@ -47,6 +48,8 @@ TAG_TRACE = "fusion.trace_id"
 TAG_COMMIT = "fusion.git_commit"
 TAG_DATA_HASH = "fusion.data_hash"
 TAG_SPEC_DIGEST = "fusion.feature_spec_digest"
+TAG_PYFUNC = "fusion.pyfunc_uri"  # models:/ URI of the logged pyfunc
+TAG_BUNDLE = "fusion.bundle"  # where the run's export bundle was written
 
 # %% ../nbs/00_core.ipynb #decc9bcb
 def find_project_root(start: str | Path | None = None) -> Path:

@@ -34,9 +34,9 @@ from .model import TrainedModel, save_model
 
 # %% auto #0
 __all__ = ['WEIGHTS', 'MODEL_CARD', 'FEATURE_SPEC', 'LABELS', 'GOLDEN_INPUTS', 'GOLDEN_OUTPUTS', 'LOCK', 'DOCKERFILE',
-           'DOCKERIGNORE', 'MANIFEST', 'WHEEL_DIR', 'GOLDEN_CASES', 'WHEELHOUSE', 'PORT', 'SERVING_REQUIREMENTS',
-           'METRIC_REQUESTS', 'METRIC_LATENCY', 'METRIC_CACHE_HITS', 'METRIC_CACHE_MISSES', 'select_golden',
-           'golden_inputs', 'golden_predictions', 'golden_outputs', 'compare_golden', 'lock_closure', 'lock_text',
+           'DOCKERIGNORE', 'MANIFEST', 'WHEEL_DIR', 'WHEELHOUSE', 'PORT', 'SERVING_REQUIREMENTS', 'METRIC_REQUESTS',
+           'METRIC_LATENCY', 'METRIC_CACHE_HITS', 'METRIC_CACHE_MISSES', 'select_golden', 'golden_inputs',
+           'golden_predictions', 'golden_outputs', 'compare_golden', 'lock_closure', 'lock_text',
            'installed_distributions', 'dockerfile', 'dockerignore', 'k8s_manifests', 'grafana_dashboard',
            'sha256_bytes', 'weights_bytes', 'bundle_files', 'manifest', 'check_bundle', 'write_bundle', 'source_root',
            'build_wheel']
@@ -53,7 +53,6 @@ DOCKERFILE = "Dockerfile"
 DOCKERIGNORE = ".dockerignore"
 MANIFEST = "MANIFEST.json"  # sha256 of every other file + provenance
 WHEEL_DIR = "wheels"
-GOLDEN_CASES = "golden_cases"  # the export pipeline's output: {inputs, predictions} (a MemoryDataset)
 WHEELHOUSE = "wheelhouse"  # dependency wheels gathered into an image build context (never in the bundle)
 PORT = 8000  # the port the container serves on
 SERVING_REQUIREMENTS = ("torch", "numpy", "safetensors", "fastapi", "uvicorn[standard]", "pydantic",

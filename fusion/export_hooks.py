@@ -18,24 +18,23 @@ from kedro.framework.hooks import hook_impl
 from packaging.utils import canonicalize_name
 
 from .config import Settings
-from .core import MODEL, MODEL_NAME, TAG_COMMIT, TAG_DATA_HASH, TAG_SPEC_DIGEST, TAG_TRACE
+from .core import (GOLDEN_CASES, MODEL, MODEL_NAME, TAG_BUNDLE, TAG_COMMIT, TAG_DATA_HASH, TAG_PYFUNC,
+                         TAG_SPEC_DIGEST, TAG_TRACE)
 from .errors import ConfigError
-from .export import (GOLDEN_CASES, GOLDEN_INPUTS, GOLDEN_OUTPUTS, SERVING_REQUIREMENTS, WEIGHTS, build_wheel,
+from .export import (GOLDEN_INPUTS, GOLDEN_OUTPUTS, SERVING_REQUIREMENTS, WEIGHTS, build_wheel,
                            bundle_files, installed_distributions, lock_closure, lock_text, source_root, write_bundle)
 from .hooks import RunContext, git_commit
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'SERVING_MODULES', 'TAG_PYFUNC', 'TAG_BUNDLE', 'imported_distributions', 'serving_lock', 'log_export',
-           'export_run', 'ExportHooks', 'find_model_version', 'export_from_mlflow']
+__all__ = ['log', 'SERVING_MODULES', 'imported_distributions', 'serving_lock', 'log_export', 'export_run', 'ExportHooks',
+           'find_model_version', 'export_from_mlflow']
 
 # %% ../nbs/43_export_hooks.ipynb #c192359e
 SERVING_MODULES = ("fusion.predictor", "fusion.serving.bundle", "fusion.serving.app", "fusion.serving.commands")
 # pandas imports pyarrow whenever it is installed (156 MB), but serving never reads Parquet
 _NOT_SERVING = frozenset({"fusion", "pyarrow"})
-TAG_PYFUNC = "fusion.pyfunc_uri"  # MLflow run tag: models:/ URI of the logged pyfunc
-TAG_BUNDLE = "fusion.bundle"  # MLflow run tag: where the run's bundle was written
 _IMPORTS = """import importlib, json, sys
 for m in sys.argv[1:]:
     try:

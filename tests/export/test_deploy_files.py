@@ -83,7 +83,7 @@ def test_the_mlflow_pyfunc_loads_and_predicts_the_golden_cases(exported_run):
     import mlflow
     from mlflow import MlflowClient
 
-    from fusion.export_hooks import TAG_BUNDLE, TAG_PYFUNC
+    from fusion.core import TAG_BUNDLE, TAG_PYFUNC
 
     man = json.loads((exported_run.bundle / "MANIFEST.json").read_text())
     client = MlflowClient(tracking_uri=exported_run.tracking_uri)

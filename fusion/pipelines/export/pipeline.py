@@ -7,11 +7,10 @@ Docs: https://fusion-dev.github.io/fusion/export_pipeline_def.html.md"""
 # %% auto #0
 __all__ = ['create_pipeline']
 
-# %% ../../../nbs/42_export_pipeline_def.ipynb #4adaf347
+# %% ../../../nbs/42_export_pipeline_def.ipynb #d36a595d
 from kedro.pipeline import Pipeline, node, pipeline
 
-from ...core import CLEAN, MODEL
-from ...export import GOLDEN_CASES
+from ...core import CLEAN, GOLDEN_CASES, MODEL
 from .nodes import prepare_golden
 
 # %% ../../../nbs/42_export_pipeline_def.ipynb #f90bfcdc

@@ -1,0 +1,1 @@
+"""The inference service of an export bundle: bundle integrity, the FastAPI app, its cache, auth and commands."""

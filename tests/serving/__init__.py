@@ -1,0 +1,1 @@
+"""Tests of the predictor and the inference service (fusion.predictor, fusion.serving)."""
