@@ -163,21 +163,25 @@ class EventStore:
 
     def append(self, event: Envelope) -> Envelope:
         "Record `event` and queue it in the outbox, atomically."
-        key = str(event.payload.get("series_id") or event.trace_id)
-        row = (event.event_id, event.type, event.trace_id, event.occurred_at.isoformat(), event.producer,
-               event.schema_version, json.dumps(event.payload, sort_keys=True))
+        self.append_many([event])
+        return event
+
+    def append_many(self, events: list[Envelope]) -> None:
+        "Record `events` and queue them in the outbox, all in one transaction (all or none)."
+        rows = [(e.event_id, e.type, e.trace_id, e.occurred_at.isoformat(), e.producer, e.schema_version,
+                 json.dumps(e.payload, sort_keys=True)) for e in events]
+        outbox = [(e.event_id, TOPICS[e.type], str(e.payload.get("series_id") or e.trace_id)) for e in events]
         with self._connect() as db:
             try:
                 db.execute("BEGIN IMMEDIATE")
-                db.execute("INSERT INTO events (event_id, type, trace_id, occurred_at, producer, schema_version, payload)"
-                           " VALUES (?, ?, ?, ?, ?, ?, ?)", row)
-                db.execute("INSERT INTO outbox (event_id, topic, key) VALUES (?, ?, ?)",
-                           (event.event_id, TOPICS[event.type], key))
+                db.executemany("INSERT INTO events (event_id, type, trace_id, occurred_at, producer, schema_version, "
+                               "payload) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                db.executemany("INSERT INTO outbox (event_id, topic, key) VALUES (?, ?, ?)", outbox)
                 db.execute("COMMIT")
             except sqlite3.Error as err:
                 db.execute("ROLLBACK")
-                raise EventStoreError(f"cannot append {event.type} {event.event_id} to {self.path}: {err}") from err
-        return event
+                first = f"{events[0].type} {events[0].event_id}" if events else "nothing"
+                raise EventStoreError(f"cannot append {len(events)} event(s) (first: {first}) to {self.path}: {err}") from err
 
     def events(self, trace_id: str | None = None, type: str | None = None) -> list[Envelope]:
         "Events in the order they were appended, optionally of one trace and/or one type."
@@ -198,7 +202,16 @@ class EventStore:
         return [(r[0], r[1], r[2], _row_event(r[3:])) for r in rows]
 
     def mark_relayed(self, seqs: list[int]) -> None:
-        "Mark outbox rows as acknowledged by the broker."
+        "Mark outbox rows as acknowledged by the broker, in one transaction."
+        if not seqs:
+            return
+        now = datetime.now(UTC).isoformat()
         with self._connect() as db:
-            db.executemany("UPDATE outbox SET relayed_at = ? WHERE seq = ?",
-                           [(datetime.now(UTC).isoformat(), s) for s in seqs])
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                db.executemany("UPDATE outbox SET relayed_at = ? WHERE seq = ?", [(now, s) for s in seqs])
+                db.execute("COMMIT")
+            except sqlite3.Error as err:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise EventStoreError(f"cannot mark {len(seqs)} outbox row(s) relayed in {self.path}: {err}") from err

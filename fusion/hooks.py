@@ -44,6 +44,7 @@ class RunContext:
     mlflow_run_id: str | None = None
     model_version: str | None = None
     node_spans: dict[str, list[float]] = field(default_factory=dict)
+    given_data_hash: str | None = None  # runtime param `data_hash`: a run that continues from ingested data
 
     def begin(self, run_params: dict, parameters: dict) -> None:
         "Reset for a new run: trace id, source, project path, parameters."
@@ -52,6 +53,7 @@ class RunContext:
         self.settings = Settings(project_root=self.project_path)
         self.trace_id = str(runtime.get("trace_id") or self.settings.trace_id or new_trace_id())
         self.source = str(runtime.get("source") or "kedro")
+        self.given_data_hash = runtime.get("data_hash")
         self.parameters, self.outputs, self.mlflow_run_id, self.model_version = parameters, {}, None, None
         self.node_spans = {}
 
@@ -67,7 +69,8 @@ class RunContext:
 
     @property
     def data_hash(self) -> str | None:
-        return (self.outputs.get(INGEST_REPORT) or {}).get("data_hash")
+        "The hash of the data this run ingested, else the one it was given (`fusion trigger` continues a flow)."
+        return (self.outputs.get(INGEST_REPORT) or {}).get("data_hash") or self.given_data_hash
 
 # %% ../nbs/35_hooks.ipynb #9d2bab3f
 def flatten(d: dict, prefix: str = "") -> dict[str, str]:

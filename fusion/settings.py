@@ -5,6 +5,7 @@ Tracking and events live in hooks, never in nodes (see nbs/35_hooks.ipynb). The 
 
 from kedro.config import OmegaConfigLoader
 
+from fusion.bus.relay import RelayHooks
 from fusion.export_hooks import ExportHooks
 from fusion.hooks import EventHooks, RunContext, TrackingHooks
 
@@ -12,5 +13,8 @@ CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {"base_env": "base", "default_run_env": "local"}
 
 _RUN = RunContext()
-HOOKS = (TrackingHooks(_RUN), ExportHooks(_RUN), EventHooks(_RUN))  # export runs after tracking, before ModelTrained
+# Order matters: Kedro calls the last registered first. Tracking registers the model (tryfirst), export writes the bundle,
+# EventHooks records ModelTrained (trylast, registered after RelayHooks so it runs before it), then RelayHooks drains the
+# outbox to Kafka when a broker is configured.
+HOOKS = (TrackingHooks(_RUN), ExportHooks(_RUN), RelayHooks(), EventHooks(_RUN))
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro-viz", "kedro-telemetry")

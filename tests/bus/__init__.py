@@ -1,0 +1,1 @@
+"""Tests of fusion.bus against a real Kafka-protocol broker (Tansu)."""
