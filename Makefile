@@ -87,6 +87,8 @@ image: install ## build and check the serving image (root, podman)
 bench: install ## benchmarks (writes docs/benchmarks.md)
 	$(BIN)/python benchmarks/pipeline.py
 	$(BIN)/python benchmarks/features.py --quick
+	$(BIN)/python benchmarks/serving.py --quick
+	$(BIN)/python benchmarks/events.py --quick
 
 clean: ## remove generated data, stores and the venv
 	rm -rf $(VENV) mlflow.db mlruns data/events.db* .viz
