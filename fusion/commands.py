@@ -29,8 +29,8 @@ def main() -> None:
 # %% auto #0
 __all__ = ['app', 'COMMAND_MODULES', 'main', 'events']
 
-# %% ../nbs/70_commands.ipynb #64d342b4
-COMMAND_MODULES = ("fusion.serving.commands", "fusion.bus.commands", "fusion.bench")
+# %% ../nbs/70_commands.ipynb #4e367a6f
+COMMAND_MODULES = ("fusion.export_commands", "fusion.serving.commands", "fusion.bus.commands", "fusion.bench")
 
 def _register_parts(app: typer.Typer) -> None:
     "Add the commands of every part listed in `COMMAND_MODULES` that is installed."

@@ -6,8 +6,6 @@ Heavy imports stay inside the commands so `fusion --help` is quick. Documented i
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from pathlib import Path
 from typing import Annotated
 
@@ -17,7 +15,6 @@ __all__ = ["EXIT_BAD_BUNDLE", "EXIT_CONFIG", "serve", "token", "register"]
 
 EXIT_CONFIG = 2  # a setting is missing or unusable (e.g. no JWT key)
 EXIT_BAD_BUNDLE = 3  # the bundle does not match its MANIFEST
-EXPORT_COMMANDS = ("fusion.export.commands", "fusion.export_commands")  # the export part's commands, when present
 
 
 def serve(
@@ -103,18 +100,6 @@ def token(
 
 
 def register(app: typer.Typer) -> None:
-    "Add `serve` and `token` to the `fusion` command, and the export commands when their module is installed."
+    "Add `serve` and `token` to the `fusion` command."
     app.command("serve")(serve)
     app.command("token")(token)
-    for name in EXPORT_COMMANDS:
-        if _installed(name):
-            importlib.import_module(name).register(app)
-            break
-
-
-def _installed(module: str) -> bool:
-    "Whether `module` can be imported (False when it, or its parent package, does not exist)."
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ModuleNotFoundError, ValueError):  # the parent is a plain module, or not there
-        return False
