@@ -11,8 +11,6 @@ catalog I/O, hooks, MLflow logging and event recording.
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -21,19 +19,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import ROOT, table, write_json, write_section  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _report import table, write_json, write_section  # noqa: E402
+
+from tests.test_pipeline_run import make_project  # noqa: E402  (the tests' isolated project copy)
 
 BIN = Path(sys.executable).parent
 TARGET_WALL_S, TARGET_OVERHEAD = 60.0, 0.05
-
-
-def project_copy(dest: Path) -> dict[str, str]:
-    shutil.copytree(ROOT / "conf" / "base", dest / "conf" / "base")
-    (dest / "conf" / "local").mkdir()
-    shutil.copy(ROOT / "pyproject.toml", dest / "pyproject.toml")
-    shutil.copytree(ROOT / "data" / "01_raw", dest / "data" / "01_raw")
-    return {**os.environ, "DO_NOT_TRACK": "true", "MPLBACKEND": "Agg", "FUSION_TRACE_ID": "",
-            "FUSION_MLFLOW_TRACKING_URI": f"sqlite:///{dest}/mlflow.db", "FUSION_EVENTS_DB": str(dest / "events.db")}
 
 
 def one_run(dest: Path, env: dict) -> tuple[float, dict[str, float]]:
@@ -80,7 +72,7 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         dest = Path(tmp)
-        env = project_copy(dest)
+        env = make_project(dest)
         print("cold run (creates the stores)...", flush=True)
         cold_wall, _ = one_run(dest, env)
         runs = []

@@ -1,20 +1,29 @@
-"""fusion.features: the spec, every backend against the float64 definitions, and the table helper."""
+"""fusion.features: the spec, every backend against the float64 definitions, and the table helper.
+
+This file also runs on a bare GPU host (torch, Triton, JAX and pytest only; see benchmarks/gpu_check.sh):
+pandas and hypothesis are optional there. Without hypothesis the property tests run on seeded random
+cases drawn from the same ranges; the `features_table` tests need pandas and skip without it.
+"""
 
 import os
 import subprocess
 import sys
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
+
+try:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from hypothesis.extra import numpy as hnp
+except ImportError:  # a bare GPU host: the properties run on seeded random cases instead
+    given = None
 
 if not torch.cuda.is_available():  # before anything defines a Triton kernel: interpret it on CPU
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
+from fusion import features  # noqa: E402
 from fusion.errors import FeatureSpecError  # noqa: E402
 from fusion.features import (  # noqa: E402
     DEFAULT_STATS,
@@ -177,20 +186,35 @@ def test_naive_one_pass_variance_would_fail_the_dc_case():
     assert parity_error(extract(x, spec), x, spec) <= TOL
 
 
-signals = st.tuples(
-    st.integers(1, 2), st.integers(1, 3), st.integers(2, 40), st.integers(1, 30), st.integers(0, 30),
-).flatmap(
-    lambda p: st.tuples(
-        hnp.arrays(np.float32, (p[0], p[1], p[2] + p[4]),
-                   elements=st.floats(-1e3, 1e3, width=32, allow_subnormal=False)),
-        st.just(FeatureSpec(p[2], p[3])),
-        st.sampled_from([0.0, 1.0, -50.0, 1e4]),
+OFFSETS = [0.0, 1.0, -50.0, 1e4]
+
+
+def _random_case(seed: int) -> tuple[np.ndarray, FeatureSpec, float]:
+    """(x, spec, offset) from the same ranges as the hypothesis strategy below."""
+    rng = np.random.default_rng(seed)
+    n_series, n_channels, window, hop, extra = (int(v) for v in rng.integers([1, 1, 2, 1, 0], [3, 4, 41, 31, 31]))
+    x = rng.uniform(-1e3, 1e3, (n_series, n_channels, window + extra)).astype(np.float32)
+    return x, FeatureSpec(window, hop), OFFSETS[seed % len(OFFSETS)]
+
+
+def random_signals(max_examples: int):
+    """Hypothesis over random shapes and values when it is installed, else `max_examples` seeded cases."""
+    if given is None:
+        return pytest.mark.parametrize("case", [_random_case(seed) for seed in range(max_examples)])
+    signals = st.tuples(
+        st.integers(1, 2), st.integers(1, 3), st.integers(2, 40), st.integers(1, 30), st.integers(0, 30),
+    ).flatmap(
+        lambda p: st.tuples(
+            hnp.arrays(np.float32, (p[0], p[1], p[2] + p[4]),
+                       elements=st.floats(-1e3, 1e3, width=32, allow_subnormal=False)),
+            st.just(FeatureSpec(p[2], p[3])),
+            st.sampled_from(OFFSETS),
+        )
     )
-)
+    return lambda test: settings(max_examples=max_examples, deadline=None)(given(signals)(test))
 
 
-@settings(max_examples=40, deadline=None)
-@given(signals)
+@random_signals(40)
 def test_cpu_backends_match_definitions_property(case):
     x, spec, offset = case
     x = x + np.float32(offset)
@@ -199,8 +223,7 @@ def test_cpu_backends_match_definitions_property(case):
         assert parity_error(extract(x, spec, backend=backend), x, spec, ref) <= TOL, backend
 
 
-@settings(max_examples=10, deadline=None)
-@given(signals)
+@random_signals(10)
 def test_triton_backend_matches_definitions_property(case):
     x, spec, offset = case
     x = torch.from_numpy(x + np.float32(offset))
@@ -227,7 +250,8 @@ def test_new_stat_needs_no_caller_change(monkeypatch):
 
 # --- features_table ------------------------------------------------------------------------------
 
-def _canonical(lengths: dict[str, int], seed: int = 0) -> pd.DataFrame:
+def _canonical(lengths: dict[str, int], seed: int = 0):
+    pd = pytest.importorskip("pandas", reason="features_table needs pandas (absent on a bare GPU host)")
     rng = np.random.default_rng(seed)
     parts = [pd.DataFrame({"series_id": sid, "t": np.arange(n, dtype=np.int64),
                            "ax": rng.standard_normal(n), "ay": 5 + rng.standard_normal(n),
@@ -266,3 +290,63 @@ def test_features_table_errors():
         features_table(canon, FeatureSpec(8, 4), ["ax"])
     with pytest.raises(FeatureSpecError, match=r"lacks column\(s\) \['az'\]"):
         features_table(canon, FeatureSpec(4, 4), ["ax", "az"])
+
+
+# --- the compiled torch path ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def compiled_geometries():
+    """Compile the torch CPU path once per geometry (5-15 s each), as serving's warm-up does."""
+    paths = {g: features.warmup(FeatureSpec(w, h), shape[1]) for g, (shape, w, h) in GEOMETRIES.items()}
+    assert set(paths.values()) == {"torch (compiled)"}, paths
+    return paths
+
+
+@pytest.mark.parametrize("geometry", list(GEOMETRIES))
+def test_compiled_torch_matches_definitions_on_adversarial_inputs(compiled_geometries, geometry):
+    shape, window, hop = GEOMETRIES[geometry]
+    spec = FeatureSpec(window, hop)
+    assert features._COMPILED[features._compile_key(spec, shape[1])] is not None
+    for kind in ["noise", "constant", "dc-offset-1e4", "spikes", "tiny-variance", "steps"]:
+        x = _adversarial(kind, shape)
+        assert parity_error(extract(x, spec, backend="torch"), x, spec) <= TOL, kind
+
+
+def test_compiled_torch_serves_any_batch_and_length_without_recompiling(compiled_geometries):
+    shape, window, hop = GEOMETRIES["w64-h32"]
+    spec = FeatureSpec(window, hop)
+    rng = np.random.default_rng(3)
+    with torch._dynamo.config.patch(error_on_recompile=True):  # a recompile here would raise
+        for n_series, length in [(1, 64), (1, 300), (5, 97), (9, 1000)]:
+            x = (50 + rng.standard_normal((n_series, shape[1], length))).astype(np.float32)
+            got = extract(torch.from_numpy(x), spec, backend="torch")
+            assert got.shape == (n_series, spec.n_windows(length), shape[1], len(spec.stats))
+            assert parity_error(got, x, spec) <= TOL, (n_series, length)
+
+
+def test_small_uncompiled_calls_stay_eager_and_large_ones_compile(monkeypatch):
+    monkeypatch.setattr(features, "_COMPILED", {})
+    spec, x = FeatureSpec(16, 8, ("mean", "std")), _adversarial("noise", (2, 3, 64))
+    extract(x, spec)  # 2·3·7·16 window samples: far below COMPILE_MIN_SAMPLES
+    assert features._COMPILED == {}
+    monkeypatch.setattr(features, "COMPILE_MIN_SAMPLES", 100)
+    got = extract(x, spec)
+    assert features._COMPILED[features._compile_key(spec, 3)] is not None
+    assert parity_error(got, x, spec) <= TOL
+
+
+def test_warmup_reports_the_path_and_validates():
+    assert features.warmup(FeatureSpec(8, 4, ("mean",)), 2, backend="jax", lengths=(20, 33)) == "jax"
+    assert features.warmup(FeatureSpec(8, 4, ("mean",)), 2, backend="triton") == "triton"  # interpreted on CPU
+    with pytest.raises(FeatureSpecError, match="n_channels must be an integer >= 1, got 0"):
+        features.warmup(FeatureSpec(8, 4), 0)
+    with pytest.raises(FeatureSpecError, match="backend must be one of .* got 'cuda'"):
+        features.warmup(FeatureSpec(8, 4), 2, backend="cuda")
+
+
+def test_importing_the_feature_path_loads_no_platform_dependencies():
+    """A GPU host has torch, Triton and JAX only: the feature path must import without the rest."""
+    code = ("import sys, fusion.features, fusion.kernels.window_stats; "
+            "print(sorted({'kedro', 'mlflow', 'fastapi', 'pandas', 'pydantic_settings'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

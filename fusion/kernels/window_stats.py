@@ -90,8 +90,8 @@ def _pass2(xv, xn, ok, ok_next, x0, shifted_mean, inv_range, band, p2, p3, p4, c
     cross += tl.sum(tl.where(ok_next & flips, 1.0, 0.0), 1)
     return p2, p3, p4, cross
 
-# %% ../../nbs/21_kernels_window_stats.ipynb #98712640
-@triton.jit
+# %% ../../nbs/21_kernels_window_stats.ipynb #0f4de089
+@triton.jit(do_not_specialize=["length", "n_windows", "n_channels"])
 def _window_stats_kernel(
     x_ptr,  # *fp16/bf16/fp32/fp64 [n_rows, length] samples, contiguous; row = series * n_channels + channel
     out_ptr,  # *fp32 [n_series, n_windows, n_channels, 11] statistics in KERNEL_STATS order
@@ -159,7 +159,7 @@ def _window_stats_kernel(
     tl.store(out + 9, (sad / (window - 1)).to(tl.float32), mask=w_ok)
     tl.store(out + 10, (square_mean * window).to(tl.float32), mask=w_ok)
 
-# %% ../../nbs/21_kernels_window_stats.ipynb #b8245e4e
+# %% ../../nbs/21_kernels_window_stats.ipynb #ed788a70
 _ACC = {torch.float16: tl.float32, torch.bfloat16: tl.float32, torch.float32: tl.float32, torch.float64: tl.float64}
 
 
@@ -167,7 +167,9 @@ def _block_sizes(window: int, n_windows: int, on_gpu: bool) -> tuple[int, int, i
     """(BLOCK_W, BLOCK_T, num_warps) for one launch."""
     tile = 4096 if on_gpu else 16384  # samples held by one program
     block_t = min(triton.next_power_of_2(window), 1024 if on_gpu else 4096)
-    block_w = max(1, min(tile // block_t, triton.next_power_of_2(n_windows)))
+    block_w = max(1, tile // block_t)
+    if not on_gpu:  # interpreted: no compilation to reuse, and smaller tiles are faster for small inputs
+        block_w = min(block_w, triton.next_power_of_2(n_windows))
     return block_w, block_t, 4 if block_w * block_t <= 4096 else 8
 
 
