@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .errors import ConfigError, DataValidationError
-from .features import FeatureSpec, _compile_torch, extract
+from .features import FeatureSpec, extract, warmup
 from .model import TrainedModel, load_model
 
 # %% auto #0
@@ -155,7 +155,7 @@ class Predictor:
         "Run representative shapes once so the first real request is not slow; returns the number of calls."
         if self.compile and self.backend in ("auto", "torch"):
             # the torch.compile'd feature path (one compilation for any batch and length; eager if it fails)
-            _compile_torch(self.spec, len(self.channels))
+            warmup(self.spec, len(self.channels), self.backend)
         lengths = lengths or (self.spec.window, 2 * self.spec.window, 4 * self.spec.window)
         calls = 0
         for length in lengths:
