@@ -6,7 +6,8 @@ export DO_NOT_TRACK := true
 export MPLBACKEND := Agg
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.fusion-installed
+# The install stamp names pyproject.toml's content, not its mtime: nbdev-export rewrites the file unchanged.
+STAMP := $(VENV)/.fusion-installed-$(shell sha256sum pyproject.toml | cut -c1-16)
 PYTHON ?= python3
 SYNC_FILES = find fusion nbs -type f -not -path '*/__pycache__/*' -not -path '*/.ipynb_checkpoints/*' | LC_ALL=C sort | xargs sha256sum
 
@@ -18,11 +19,12 @@ help: ## list the targets
 install: $(STAMP) ## create .venv and install fusion (CPU torch pinned)
 
 # torch first, pinned to the CPU wheel, so nothing later can pull a CUDA build.
-$(STAMP): pyproject.toml
+$(STAMP):
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check torch==2.13.0
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[dev]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name fusion --display-name "fusion (.venv)" >/dev/null
+	@rm -f $(VENV)/.fusion-installed*
 	@touch $@
 
 run: install ## run the default Kedro pipeline on the embedded sample data
