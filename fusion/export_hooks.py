@@ -68,7 +68,7 @@ def _pyfunc_requirements() -> list[str]:
     return [f"{dists[canonicalize_name(r)][0]}=={dists[canonicalize_name(r)][1]}" for r in roots
             if canonicalize_name(r) in dists]
 
-def log_export(run_id: str, bundle: Path, tracking_uri: str) -> str:
+def log_export(run_id: str, bundle: Path, tracking_uri: str, requirements: list[str] | None = None) -> str:
     "Log `bundle`'s golden cases and a pyfunc (models from code, weights as artifact) to MLflow run `run_id`; its URI."
     import mlflow
 
@@ -81,7 +81,7 @@ def log_export(run_id: str, bundle: Path, tracking_uri: str) -> str:
         info = mlflow.pyfunc.log_model(name="pyfunc", python_model=str(PYFUNC_CODE),
                                        artifacts={WEIGHTS_ARTIFACT: str(bundle / WEIGHTS)},
                                        code_paths=[str(Path(fusion.__file__).parent)],
-                                       pip_requirements=_pyfunc_requirements())
+                                       pip_requirements=requirements or _pyfunc_requirements())
         mlflow.set_tags({TAG_PYFUNC: info.model_uri, TAG_BUNDLE: str(bundle)})
     return info.model_uri
 
@@ -105,14 +105,14 @@ class ExportHooks:
 
     def __init__(self, ctx: RunContext):
         self.ctx, self.golden, self.bundle = ctx, None, None
-        self._packaging: tuple[concurrent.futures.Future, ...] = ()
+        self._packaging: tuple[concurrent.futures.Future, ...] = ()  # wheel, lock, pyfunc requirements
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict, pipeline, catalog) -> None:
         self.golden, self.bundle = None, None
         if GOLDEN_CASES in pipeline.all_outputs():  # build the wheel and lock (subprocesses) while the nodes run
             pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
-            self._packaging = (pool.submit(build_wheel), pool.submit(serving_lock))
+            self._packaging = (pool.submit(build_wheel), pool.submit(serving_lock), pool.submit(_pyfunc_requirements))
             pool.shutdown(wait=False)  # the threads finish their work; nothing waits for them here
 
     @hook_impl
@@ -130,8 +130,9 @@ class ExportHooks:
                         "export a registered version with `fusion export --model-version V`")
             return
         out = self.ctx.project_path / str((self.ctx.parameters.get("export") or {}).get("out_dir", "exported"))
-        self.bundle = export_run(self.ctx, self.golden, out, tuple(f.result() for f in packaging) or None)
-        uri = log_export(self.ctx.mlflow_run_id, self.bundle, self.ctx.settings.resolved_tracking_uri())
+        wheel, lock, requirements = (f.result() for f in packaging) if packaging else (None, None, None)
+        self.bundle = export_run(self.ctx, self.golden, out, (wheel, lock) if packaging else None)
+        uri = log_export(self.ctx.mlflow_run_id, self.bundle, self.ctx.settings.resolved_tracking_uri(), requirements)
         log.info("bundle %s written; pyfunc %s", self.bundle, uri)
 
 # %% ../nbs/43_export_hooks.ipynb #a7a17db2
