@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 # %% auto #0
 __all__ = ['log', 'FLAT_RTOL', 'ZERO_BAND', 'TINY', 'SMALLEST_NORMAL', 'STATS', 'DEFAULT_STATS', 'COMPILE_MIN_SAMPLES',
            'BACKENDS', 'AUTO_CPU_BACKEND', 'Stat', 'register_stat', 'WindowMoments', 'FeatureSpec', 'reference_extract',
-           'parity_error', 'extract', 'warmup', 'features_table']
+           'parity_error', 'compile_features', 'extract', 'warmup', 'features_table']
 
 # %% ../nbs/20_features.ipynb #d8eb2a67
 FLAT_RTOL = 1e-6  # a window whose range is below this fraction of max|x| (plus TINY) is flat
@@ -364,7 +364,7 @@ _INDUCTOR_OPTIONS = {  # keep per-sample intermediates in registers: each pass i
     "realize_cpu_acc_reads_threshold": 100,
     "cpp.min_chunk_size": 256,  # run the per-window epilogue in parallel too, not only the passes
 }
-_COMPILED: dict[tuple, Callable | None] = {}  # (window, hop, stats, n_channels) -> compiled fn; None: failed
+_COMPILED: dict[tuple, Callable | None] = {}  # (window, hop, stats, n_channels) -> compiled path; None: failed
 
 
 def _compile_key(spec: FeatureSpec, n_channels: int) -> tuple:
@@ -386,25 +386,38 @@ def _run_compiled(fn: Callable, x: torch.Tensor, spec: FeatureSpec) -> torch.Ten
     return fn(windows)[:n_series, :n_windows]
 
 
+def compile_features(spec: FeatureSpec, n_channels: int,
+                     head: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Callable | None:
+    """`x [S, C, L] -> head(features [S, W, C, K])` compiled by `torch.compile` as one graph, or None if compiling fails.
+
+    The graph is this module's feature computation itself, followed by `head` (default: none), so a model's layers
+    fuse with the statistics and a small call pays Python's per-call cost once, not per operation. `head` must keep
+    the leading `[S, W]` dimensions (per-window outputs): a lone series or window is padded to two and cut back off.
+    Compiled now, for any number of series of any length; call it under `torch.no_grad()`.
+    """
+    core = FeatureSpec(spec.window, spec.hop, spec.stats)  # channel names do not change the computation
+    graph = (lambda w: _window_features(w, core)) if head is None else (lambda w: head(_window_features(w, core)))
+    fn = torch.compile(graph, options=_INDUCTOR_OPTIONS)
+    # inductor takes its size hints (which loops to run in parallel) from this example: it should
+    # look like real work, 64 series of 64 windows, not like the smallest input
+    dummy = torch.zeros((64, n_channels, spec.window + 63 * spec.hop))
+    start = time.perf_counter()
+    try:
+        with torch.no_grad():
+            _run_compiled(fn, dummy, core)
+    except Exception as e:  # noqa: BLE001  (no compiler, unsupported platform: eager still works)
+        log.warning("torch.compile of the feature path failed, staying eager: %s: %s", type(e).__name__, e)
+        return None
+    log.info("compiled the torch feature path for %s in %.1f s", _compile_key(spec, n_channels),
+             time.perf_counter() - start)
+    return lambda x: _run_compiled(fn, x, core)
+
+
 def _compile_torch(spec: FeatureSpec, n_channels: int) -> Callable | None:
     """The compiled torch path for this spec and channel count, compiled now if need be; None if compiling fails."""
     key = _compile_key(spec, n_channels)
     if key not in _COMPILED:
-        core = FeatureSpec(spec.window, spec.hop, spec.stats)  # channel names do not change the computation
-        fn = torch.compile(lambda windows: _window_features(windows, core), options=_INDUCTOR_OPTIONS)
-        # inductor takes its size hints (which loops to run in parallel) from this example: it should
-        # look like real work, 64 series of 64 windows, not like the smallest input
-        dummy = torch.zeros((64, n_channels, spec.window + 63 * spec.hop))
-        start = time.perf_counter()
-        try:
-            with torch.no_grad():
-                _run_compiled(fn, dummy, core)
-        except Exception as e:  # noqa: BLE001  (no compiler, unsupported platform: eager still works)
-            log.warning("torch.compile of the feature path failed, staying eager: %s: %s", type(e).__name__, e)
-            fn = None
-        else:
-            log.info("compiled the torch feature path for %s in %.1f s", key, time.perf_counter() - start)
-        _COMPILED[key] = fn
+        _COMPILED[key] = compile_features(spec, n_channels)
     return _COMPILED[key]
 
 
@@ -417,7 +430,7 @@ def _extract_torch(x: torch.Tensor, spec: FeatureSpec) -> torch.Tensor:
         big = x.shape[0] * x.shape[1] * spec.n_windows(x.shape[-1]) * spec.window >= COMPILE_MIN_SAMPLES
         fn = _compile_torch(spec, x.shape[1]) if big and key not in _COMPILED else _COMPILED.get(key)
         if fn is not None:  # warmed (or just compiled) and compiling worked
-            return _run_compiled(fn, x.contiguous(), spec)
+            return fn(x.contiguous())
     return _extract_torch_eager(x, spec).to(torch.float32)
 
 # %% ../nbs/20_features.ipynb #f1326e58

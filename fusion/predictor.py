@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .errors import ConfigError, DataValidationError
-from .features import FeatureSpec, extract, warmup
+from .features import FeatureSpec, compile_features, extract
 from .model import TrainedModel, load_model
 
 # %% auto #0
@@ -100,6 +100,7 @@ class Predictor:
             raise ConfigError(f"model feature_names {unknown[:5]} are not produced by its feature_spec {self.spec}")
         self._columns = torch.as_tensor([names.index(n) for n in model.config["feature_names"]])
         self._net = model.network()
+        self._compiled = None  # features + network as one torch.compile'd graph, made by `warmup` when compile=True
 
     @classmethod
     def from_file(cls, path: str | Path, **kwargs) -> Predictor:
@@ -119,18 +120,24 @@ class Predictor:
             raise DataValidationError(f"too many instances: {len(instances)} > {self.max_instances}")
         return [_check_instance(i, inst, self.spec) for i, inst in enumerate(instances)]
 
+    def _window_probabilities(self, feats: torch.Tensor) -> torch.Tensor:
+        "Features `[n_series, n_windows, n_channels, n_stats]` -> softmax probabilities `[n_series, n_windows, n_labels]`."
+        n, w = feats.shape[:2]
+        return torch.softmax(self._net(feats.reshape(n * w, -1)[:, self._columns]), dim=-1).reshape(n, w, -1)
+
     def probabilities(self, xs: list[np.ndarray]) -> np.ndarray:
         "Class probabilities `[len(xs), n_labels]` for series `[n_channels, length]`: mean over their windows."
         out = np.empty((len(xs), len(self.labels)), np.float32)
-        lengths = np.array([x.shape[-1] for x in xs])
-        for length in np.unique(lengths):
-            members = np.flatnonzero(lengths == length)
-            feats = torch.as_tensor(extract(np.stack([xs[i] for i in members]), self.spec, backend=self.backend))
-            n, w = feats.shape[:2]
-            flat = feats.reshape(n * w, -1)[:, self._columns]
-            with torch.inference_mode():
-                probs = torch.softmax(self._net(flat), dim=-1).reshape(n, w, -1).mean(1)
-            out[members] = probs.numpy()
+        lengths = [x.shape[-1] for x in xs]
+        for length in set(lengths):
+            members = [i for i, n in enumerate(lengths) if n == length]
+            x = np.stack([xs[i] for i in members]) if len(members) > 1 else xs[members[0]][None]
+            with torch.no_grad():
+                if self._compiled is not None:
+                    probs = self._compiled(torch.from_numpy(x))
+                else:
+                    probs = self._window_probabilities(torch.as_tensor(extract(x, self.spec, backend=self.backend)))
+                out[members] = probs.mean(1).numpy()
         return out
 
     def format(self, series_id: str, probs: np.ndarray) -> dict:
@@ -153,9 +160,10 @@ class Predictor:
 
     def warmup(self, lengths: tuple[int, ...] | None = None, batch_sizes: tuple[int, ...] = (1, 8)) -> int:
         "Run representative shapes once so the first real request is not slow; returns the number of calls."
-        if self.compile and self.backend in ("auto", "torch"):
-            # the torch.compile'd feature path (one compilation for any batch and length; eager if it fails)
-            warmup(self.spec, len(self.channels), self.backend)
+        if self.compile and self.backend in ("auto", "torch") and self._compiled is None:
+            # features and network as one torch.compile'd graph, for any batch and length (None: compiling failed,
+            # and `probabilities` stays eager)
+            self._compiled = compile_features(self.spec, len(self.channels), head=self._window_probabilities)
         lengths = lengths or (self.spec.window, 2 * self.spec.window, 4 * self.spec.window)
         calls = 0
         for length in lengths:

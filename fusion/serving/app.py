@@ -2,7 +2,7 @@
 
 `POST /v1/predict` reads the body itself (size-limited), parses it with orjson and validates it with the
 `Predictor` (bulk numpy conversion, no per-float pydantic), answers cached instances from Redis and predicts the rest
-in one micro-batch per event-loop turn. The OpenAPI schema of the request is built from the bundle's feature spec
+in one micro-batch per event-loop turn (cache reads too: one Redis round trip per turn). The OpenAPI schema of the request is built from the bundle's feature spec
 (its channels and window), so `/docs` and schemathesis see the real contract. Documented in nbs/53_serving_app.ipynb.
 """
 
@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import orjson
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
@@ -27,7 +27,8 @@ from fusion.predictor import MAX_SERIES_ID, Predictor
 from fusion.serving.auth import TokenVerifier
 from fusion.serving.bundle import Bundle, load_bundle
 from fusion.serving.cache import Cache, RedisCache, cache_key
-from fusion.serving.deps import ClaimsDep, PredictorDep, ServiceDep, SettingsDep
+from fusion.serving.deps import (BEARER_SECURITY, ClaimsDep, PredictorDep, ServiceDep, SettingsDep,
+                                 verify_authorization)
 from fusion.serving.observe import TRACE_ID, Metrics, ObserveMiddleware
 
 __all__ = ["STATUS_OF", "MAX_SAMPLES", "Service", "MicroBatcher", "create_app", "request_schema"]
@@ -40,37 +41,49 @@ log = logging.getLogger("fusion.serving")
 
 
 class MicroBatcher:
-    "Predict, in one `Predictor.probabilities` call, every request that is waiting in the same event-loop turn."
+    """Gather the calls made in one event-loop turn into one call of `fn` on all their items, then hand each caller its
+    own slice of the results. `fn` maps a list to a sequence of the same length, synchronously or as a coroutine:
+    one model call for every request waiting (`Predictor.probabilities`), one Redis round trip for every lookup."""
 
-    def __init__(self, predictor: Predictor, on_batch: Callable[[int], None] | None = None):
-        self.predictor, self.on_batch = predictor, on_batch
-        self._pending: list[tuple[list[np.ndarray], asyncio.Future]] = []
+    def __init__(self, fn: Callable[[list], Sequence | Awaitable[Sequence]],
+                 on_batch: Callable[[int], None] | None = None):
+        self.fn, self.on_batch = fn, on_batch
+        self._pending: list[tuple[list, asyncio.Future]] = []
 
-    async def probabilities(self, xs: list[np.ndarray]) -> np.ndarray:
+    async def __call__(self, items: list) -> Sequence:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._pending.append((xs, future))
+        self._pending.append((items, future))
         if len(self._pending) == 1:
             loop.call_soon(self._flush)
         return await future
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, []
-        xs = [x for xs, _ in pending for x in xs]
+        items = [item for batch, _ in pending for item in batch]
         if self.on_batch is not None:
-            self.on_batch(len(xs))
+            self.on_batch(len(items))
         try:
-            probs = self.predictor.probabilities(xs)
-        except Exception as err:  # noqa: BLE001 - handed to every waiting request, which re-raises it
-            for _, future in pending:
-                if not future.done():
-                    future.set_exception(err)
-            return
+            result = self.fn(items)
+        except Exception as err:  # noqa: BLE001 - handed to every waiting caller, which re-raises it
+            return self._settle(pending, error=err)
+        if inspect.isawaitable(result):
+            task = asyncio.ensure_future(result)
+            task.add_done_callback(lambda t: self._settle(pending, error=t.exception()) if t.exception()
+                                   else self._settle(pending, t.result()))
+        else:
+            self._settle(pending, result)
+
+    @staticmethod
+    def _settle(pending: list[tuple[list, asyncio.Future]], result: Sequence = (), error: BaseException | None = None):
         start = 0
-        for xs, future in pending:
+        for batch, future in pending:
             if not future.done():
-                future.set_result(probs[start:start + len(xs)])
-            start += len(xs)
+                if error is not None:
+                    future.set_exception(error)
+                else:
+                    future.set_result(result[start:start + len(batch)])
+            start += len(batch)
 
 
 @dataclass
@@ -81,7 +94,8 @@ class Service:
     predictor: Predictor
     verifier: TokenVerifier
     cache: Cache | None
-    batcher: MicroBatcher
+    batcher: MicroBatcher  # model calls
+    lookups: MicroBatcher | None  # cache reads (None without a cache)
     ready: bool = False
     background: set = field(default_factory=set)
 
@@ -134,17 +148,18 @@ def request_schema(predictor: Predictor, max_instances: int) -> dict:
 
 # --- request handling --------------------------------------------------------------------------------------------
 
-async def read_body(request: Request, limit: int) -> bytes:
-    "The request body, or 413 as soon as it exceeds `limit` bytes (before reading it when Content-Length says so)."
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, detail=f"request body of {declared} bytes exceeds the limit of {limit} bytes")
+async def read_body(receive: Callable[[], Awaitable[dict]], declared: bytes | None, limit: int) -> bytes:
+    "The body of an ASGI request, or 413 as soon as it exceeds `limit` bytes (before reading when Content-Length says so)."
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, detail=f"request body of {declared.decode()} bytes exceeds the limit of {limit} bytes")
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
         if len(body) > limit:
             raise HTTPException(413, detail=f"request body exceeds the limit of {limit} bytes")
-    return bytes(body)
+        if not message.get("more_body"):  # the last chunk, or http.disconnect
+            return bytes(body)
 
 
 def parse_instances(body: bytes) -> list:
@@ -164,7 +179,7 @@ async def predict_body(service: Service, body: bytes) -> list[dict]:
     predictor, cache = service.predictor, service.cache
     series = predictor.validate(parse_instances(body))
     keys = [cache_key(service.bundle.digest, s.x) for s in series] if cache else []
-    found = await cache.get_many(keys) if cache else [None] * len(series)
+    found = await service.lookups(keys) if cache else [None] * len(series)
     results: list[dict | None] = [None] * len(series)
     misses = []
     for i, (s, value) in enumerate(zip(series, found, strict=True)):
@@ -173,7 +188,7 @@ async def predict_body(service: Service, body: bytes) -> list[dict]:
         else:
             misses.append(i)
     if misses:
-        probs = await service.batcher.probabilities([series[i].x for i in misses])
+        probs = await service.batcher([series[i].x for i in misses])
         fresh = {}
         for i, p in zip(misses, probs, strict=True):
             entry = predictor.format(series[i].series_id, p)
@@ -193,7 +208,8 @@ def _build_service(bundle_dir: str | Path, settings: Settings, compile: bool) ->
     bundle = load_bundle(bundle_dir)
     predictor = bundle.predictor(max_instances=settings.max_instances, compile=compile)
     cache = RedisCache(settings.redis_url) if settings.redis_url else None
-    return Service(bundle, settings, predictor, TokenVerifier.from_settings(settings), cache, MicroBatcher(predictor))
+    return Service(bundle, settings, predictor, TokenVerifier.from_settings(settings), cache,
+                   MicroBatcher(predictor.probabilities), MicroBatcher(cache.get_many) if cache else None)
 
 
 @contextlib.asynccontextmanager
@@ -223,6 +239,12 @@ def _error_response(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status)
 
 
+def serve_route_with(app: FastAPI, path: str, asgi: Callable) -> None:
+    "Answer the declared route `path` with the ASGI app `asgi`: the declaration stays the route's OpenAPI entry."
+    route = next(r for r in app.router.routes if getattr(r, "path", None) == path)
+    route.app = asgi
+
+
 def create_app(bundle_dir: str | Path, settings: Settings | None = None, compile: bool = False) -> FastAPI:
     """The inference app of the bundle at `bundle_dir`; raises `BundleIntegrityError` if it does not verify.
 
@@ -231,6 +253,7 @@ def create_app(bundle_dir: str | Path, settings: Settings | None = None, compile
     settings = settings or Settings()
     service = _build_service(bundle_dir, settings, compile)
     b = service.bundle
+    model_ref = {"name": b.name, "version": b.version}
     app = FastAPI(title=f"fusion inference: {b.name} {b.version}", version=b.version, lifespan=_lifespan,
                   description="Classify multichannel sensor series with the exported model. "
                               "`/v1/*` needs `Authorization: Bearer <JWT>`.")
@@ -246,18 +269,30 @@ def create_app(bundle_dir: str | Path, settings: Settings | None = None, compile
               422: {"model": ErrorResponse, "description": "invalid instances (the message names the problem)"}}
     body_schema = request_schema(service.predictor, settings.max_instances)
 
+    async def predict(scope, receive, send) -> None:
+        """POST /v1/predict as a bare ASGI app: the hot path skips FastAPI's per-request machinery (dependencies,
+        Request and Response objects). Errors are raised as usual and answered by the app's exception handlers."""
+        headers = dict(scope["headers"])
+        verify_authorization(service.verifier, headers.get(b"authorization", b"").decode("latin-1"))
+        body = await read_body(receive, headers.get(b"content-length"), service.settings.max_body_bytes)
+        predictions = await predict_body(service, body)
+        cached = sum(p["cached"] for p in predictions)
+        metrics.predictions.labels("true").inc(cached)
+        metrics.predictions.labels("false").inc(len(predictions) - cached)
+        out = orjson.dumps({"predictions": predictions, "model": model_ref, "trace_id": TRACE_ID.get()})
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(out))]})
+        await send({"type": "http.response.body", "body": out})
+
     @app.post("/v1/predict", response_model=PredictResponse, tags=["inference"],
               responses={**errors, 413: {"model": ErrorResponse, "description": "body over the size limit"}},
-              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": body_schema}}}})
-    async def predict(request: Request, claims: ClaimsDep) -> Response:
+              openapi_extra={"security": BEARER_SECURITY,
+                             "requestBody": {"required": True, "content": {"application/json": {"schema": body_schema}}}})
+    async def predict_contract() -> PredictResponse:
         "Classify each instance: its label and the probability of every label. The traceparent header is continued."
-        # the hot path takes the service from the closure rather than through more dependencies
-        body = await read_body(request, service.settings.max_body_bytes)
-        predictions = await predict_body(service, body)
-        for p in predictions:
-            metrics.predictions.labels("true" if p["cached"] else "false").inc()
-        out = {"predictions": predictions, "model": {"name": b.name, "version": b.version}, "trace_id": TRACE_ID.get()}
-        return Response(orjson.dumps(out), media_type="application/json")
+        raise NotImplementedError  # never called: the route's ASGI app is `predict` (below); this is its OpenAPI entry
+
+    serve_route_with(app, "/v1/predict", predict)
 
     @app.get("/v1/model", tags=["inference"], responses={401: errors[401]})
     async def model(claims: ClaimsDep, predictor: PredictorDep, service: ServiceDep, settings: SettingsDep) -> dict:

@@ -1,7 +1,8 @@
 """FastAPI dependencies of the inference service, as `Annotated` aliases: route handlers declare what they need.
 
 `SettingsDep`, `CacheDep`, `PredictorDep`, `ServiceDep` read the `Service` built by `create_app` (tests can
-override `get_service`); `ClaimsDep` requires a valid bearer JWT and is the one place auth is checked.
+override `get_service`); `verify_authorization` is the one place auth is checked: `ClaimsDep` calls it as a
+dependency, and the hot `/v1/predict` calls it directly (FastAPI's dependency resolution costs more than the check).
 All are `async def` so they run on the event loop, not in the thread pool.
 """
 
@@ -15,13 +16,16 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from fusion.config import Settings
 from fusion.predictor import Predictor
+from fusion.serving.auth import TokenVerifier, bearer_token
 from fusion.serving.cache import Cache
 
 if TYPE_CHECKING:
     from fusion.serving.app import Service
 
-__all__ = ["get_service", "ServiceDep", "SettingsDep", "CacheDep", "PredictorDep", "ClaimsDep", "bearer_scheme"]
+__all__ = ["get_service", "ServiceDep", "SettingsDep", "CacheDep", "PredictorDep", "ClaimsDep", "bearer_scheme", "verify_authorization",
+           "BEARER_SECURITY"]
 
+BEARER_SECURITY = [{"HTTPBearer": []}]  # OpenAPI security of a route that checks the token itself
 bearer_scheme = HTTPBearer(auto_error=False, bearerFormat="JWT",
                            description="A JWT with exp, aud and iss (HS256 or RS256); `fusion token` mints one.")
 
@@ -55,15 +59,21 @@ def _unauthorized(reason: str) -> HTTPException:
                          headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
 
 
-async def require_claims(request: Request,
-                         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]) -> dict:
-    "The claims of the request's bearer JWT; 401 with `WWW-Authenticate: Bearer` when missing or invalid."
-    if credentials is None:
+def verify_authorization(verifier: TokenVerifier, authorization: str | None) -> dict:
+    "The claims of an `Authorization: Bearer <JWT>` header value; 401 with `WWW-Authenticate: Bearer` when invalid."
+    token = bearer_token(authorization)
+    if token is None:
         raise _unauthorized("an 'Authorization: Bearer <JWT>' header is required")
-    try:  # the service straight from app.state: /v1/predict is hot and every dependency costs
-        return request.app.state.service.verifier.verify(credentials.credentials)
+    try:
+        return verifier.verify(token)
     except jwt.InvalidTokenError as err:
         raise _unauthorized(f"{type(err).__name__}: {err}") from None
+
+
+async def require_claims(request: Request,
+                         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]) -> dict:
+    "`verify_authorization` as a dependency; `bearer_scheme` puts the security scheme into the OpenAPI document."
+    return verify_authorization(request.app.state.service.verifier, request.headers.get("authorization"))
 
 
 ClaimsDep = Annotated[dict, Depends(require_claims)]
