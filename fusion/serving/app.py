@@ -262,6 +262,7 @@ def create_app(bundle_dir: str | Path, settings: Settings | None = None, compile
                        "feature_spec_digest": b.model.config.get("feature_spec_digest", "")}, service.cache_stats)
     app.state.metrics = metrics
     service.batcher.on_batch = metrics.batch_size.observe
+    predicted_cached, predicted_fresh = metrics.predictions.labels("true"), metrics.predictions.labels("false")
     app.add_middleware(ObserveMiddleware, metrics=metrics)
     app.add_exception_handler(FusionError, _error_response)
     app.add_exception_handler(Exception, _error_response)
@@ -277,8 +278,10 @@ def create_app(bundle_dir: str | Path, settings: Settings | None = None, compile
         body = await read_body(receive, headers.get(b"content-length"), service.settings.max_body_bytes)
         predictions = await predict_body(service, body)
         cached = sum(p["cached"] for p in predictions)
-        metrics.predictions.labels("true").inc(cached)
-        metrics.predictions.labels("false").inc(len(predictions) - cached)
+        if cached:
+            predicted_cached.inc(cached)
+        if cached < len(predictions):
+            predicted_fresh.inc(len(predictions) - cached)
         out = orjson.dumps({"predictions": predictions, "model": model_ref, "trace_id": TRACE_ID.get()})
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(out))]})

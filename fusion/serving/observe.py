@@ -81,10 +81,16 @@ class Metrics:
                                     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 1024), registry=self.registry)
         Info("fusion_model", "The served model and bundle", registry=self.registry).info(model_info)
         self.registry.register(_CacheCollector(cache_stats))
+        self._children: dict[tuple[str, str, int], tuple] = {}  # labelled metrics, looked up once per label set
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(route, method, str(status)).inc()
-        self.latency.labels(route).observe(seconds)
+        key = (route, method, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (self.requests.labels(route, method, str(status)),
+                                              self.latency.labels(route))
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 class _CacheCollector:
@@ -135,6 +141,7 @@ class ObserveMiddleware:
             elapsed = time.perf_counter() - start
             route = getattr(scope.get("route"), "path", "unmatched")
             self.metrics.observe(route, scope["method"], status, elapsed)
-            log.info("request", extra={"method": scope["method"], "path": scope["path"], "route": route,
-                                       "status": status, "duration_ms": round(elapsed * 1e3, 3)})
+            if log.isEnabledFor(logging.INFO):
+                log.info("request", extra={"method": scope["method"], "path": scope["path"], "route": route,
+                                           "status": status, "duration_ms": round(elapsed * 1e3, 3)})
             TRACE_ID.reset(token)
