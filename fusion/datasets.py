@@ -8,10 +8,12 @@ Docs: https://fusion-dev.github.io/fusion/datasets.html.md"""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kedro.io import AbstractDataset
 
-from .model import TrainedModel, load_model, save_model
+if TYPE_CHECKING:
+    from fusion.model import TrainedModel
 
 # %% auto #0
 __all__ = ['SafetensorsModelDataset']
@@ -24,9 +26,13 @@ class SafetensorsModelDataset(AbstractDataset):
         self._filepath = Path(filepath)
 
     def _load(self) -> TrainedModel:
+        from fusion.model import load_model
+
         return load_model(self._filepath)
 
     def _save(self, data: TrainedModel) -> None:
+        from fusion.model import save_model
+
         save_model(data, self._filepath)
 
     def _exists(self) -> bool:

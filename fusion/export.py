@@ -19,9 +19,8 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
 import yaml
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
@@ -30,7 +29,12 @@ from packaging.utils import canonicalize_name
 import fusion
 from .core import MODEL_NAME
 from .errors import BundleIntegrityError, ConfigError, DataValidationError
-from .model import TrainedModel, save_model
+
+if TYPE_CHECKING:  # the Kedro hooks import this module at start-up, before any node needs numpy, pandas or torch
+    import numpy as np
+    import pandas as pd
+
+    from fusion.model import TrainedModel
 
 # %% auto #0
 __all__ = ['WEIGHTS', 'MODEL_CARD', 'FEATURE_SPEC', 'LABELS', 'GOLDEN_INPUTS', 'GOLDEN_OUTPUTS', 'LOCK', 'DOCKERFILE',
@@ -76,6 +80,8 @@ def select_golden(predictions: pd.DataFrame, n: int = 32, part: str = "test") ->
 
 def _float32_list(values: np.ndarray) -> list[float]:
     "float32 samples as the shortest decimals that read back as the same float32."
+    import numpy as np
+
     return [float(s) for s in np.asarray(values, dtype=np.float32).astype(str)]
 
 def golden_inputs(clean: pd.DataFrame, series_ids: list[str], channels: list[str]) -> dict:
@@ -304,6 +310,8 @@ def sha256_bytes(data: bytes) -> str:
 
 def weights_bytes(model: TrainedModel) -> bytes:
     "`model` exactly as `fusion.model.save_model` writes it (safetensors, config in the metadata)."
+    from fusion.model import save_model
+
     with tempfile.TemporaryDirectory() as tmp:
         save_model(model, Path(tmp) / WEIGHTS)
         return (Path(tmp) / WEIGHTS).read_bytes()

@@ -7,10 +7,14 @@ Docs: https://fusion-dev.github.io/fusion/export_pipeline.html.md"""
 # %% ../../../nbs/41_export_pipeline.ipynb #0104eefd
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 
 from ...export import golden_inputs, golden_predictions, select_golden
-from ...model import TrainedModel
+
+if TYPE_CHECKING:
+    from fusion.model import TrainedModel
 
 # %% auto #0
 __all__ = ['prepare_golden']

@@ -7,9 +7,12 @@ Docs: https://fusion-dev.github.io/fusion/features_pipeline.html.md"""
 # %% ../../../nbs/22_features_pipeline.ipynb #1df7d25a
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 
-from ...features import FeatureSpec, features_table
+if TYPE_CHECKING:  # Kedro imports every pipeline's nodes to list them: torch loads when a node runs
+    from fusion.features import FeatureSpec
 
 # %% auto #0
 __all__ = ['make_spec', 'compute_features', 'describe_features']
@@ -17,11 +20,15 @@ __all__ = ['make_spec', 'compute_features', 'describe_features']
 # %% ../../../nbs/22_features_pipeline.ipynb #2ec7cf45
 def make_spec(features: dict, data: dict) -> FeatureSpec:
     "The `FeatureSpec` of `params:features` (window, hop, stats) over the channels of `params:data`."
+    from fusion.features import FeatureSpec
+
     spec_params = {k: v for k, v in features.items() if k != "backend"}
     return FeatureSpec.from_params(spec_params, tuple(data["channels"]))
 
 def compute_features(clean: pd.DataFrame, features: dict, data: dict) -> pd.DataFrame:
     "One row per (series, window): ids, label, group and the `channel__stat` columns."
+    from fusion.features import features_table
+
     spec = make_spec(features, data)
     return features_table(clean, spec, list(data["channels"]), backend=features.get("backend", "auto"))
 

@@ -8,14 +8,17 @@ Docs: https://fusion-dev.github.io/fusion/train.html.md"""
 from __future__ import annotations
 
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import torch
-from torch import nn
 
 from ...errors import ConfigError, DataValidationError
-from ...model import TrainedModel, WindowMLP, predict_series
+
+if TYPE_CHECKING:  # Kedro imports every pipeline's nodes to list them: torch loads when a node runs
+    import torch
+
+    from fusion.model import TrainedModel, WindowMLP
 
 # %% auto #0
 __all__ = ['split_groups', 'fit_model', 'predict_split', 'evaluate_model', 'confusion_matrix', 'plot_confusion']
@@ -40,6 +43,8 @@ def _part(feature_table: pd.DataFrame, split: dict, name: str) -> pd.DataFrame:
 
 # %% ../../../nbs/31_train.ipynb #02c80a1d
 def _tensors(part: pd.DataFrame, names: list[str], labels: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    import torch
+
     x = torch.from_numpy(part[names].to_numpy(dtype=np.float32, copy=True))
     y = torch.from_numpy(part["label"].map({lab: i for i, lab in enumerate(labels)}).to_numpy(dtype=np.int64, copy=True))
     return x, y
@@ -48,19 +53,25 @@ class _SeriesScorer:
     "Series accuracy of a network on one part, as `predict_series` computes it (mean window probabilities), in torch."
 
     def __init__(self, part: pd.DataFrame, names: list[str], labels: list[str]):
+        import torch
+
         self.x, y = _tensors(part, names, labels)
         codes, uniques = pd.factorize(part["series_id"])
         self.series = torch.as_tensor(codes, dtype=torch.int64)
         self.truth = torch.zeros(len(uniques), dtype=torch.int64).index_copy_(0, self.series, y)
         self.n_series = len(uniques)
 
-    @torch.inference_mode()
     def __call__(self, net: WindowMLP) -> float:
-        probs = torch.softmax(net.eval()(self.x), dim=-1)
-        sums = torch.zeros(self.n_series, probs.shape[1]).index_add_(0, self.series, probs)
-        return float((sums.argmax(1) == self.truth).float().mean())
+        import torch
+
+        with torch.inference_mode():
+            probs = torch.softmax(net.eval()(self.x), dim=-1)
+            sums = torch.zeros(self.n_series, probs.shape[1]).index_add_(0, self.series, probs)
+            return float((sums.argmax(1) == self.truth).float().mean())
 
 def _new_network(x: torch.Tensor, n_classes: int, train: dict) -> WindowMLP:
+    from fusion.model import WindowMLP
+
     net = WindowMLP(x.shape[1], n_classes, list(train["hidden"]), float(train["dropout"]))
     net.feature_mean.copy_(x.mean(0))
     net.feature_scale.copy_(x.std(0).clamp_min(1e-6))
@@ -69,6 +80,8 @@ def _new_network(x: torch.Tensor, n_classes: int, train: dict) -> WindowMLP:
 @contextmanager
 def _torch_threads(n: int):
     "Run with `n` torch threads: a small MLP trains several times faster on one thread than on contended cores."
+    import torch
+
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
@@ -79,6 +92,11 @@ def _torch_threads(n: int):
 # %% ../../../nbs/31_train.ipynb #37e230ee
 def fit_model(feature_table: pd.DataFrame, split: dict, train: dict, feature_report: dict) -> TrainedModel:
     "Train the window classifier on the `train` groups, early-stopped on the `val` groups' series accuracy."
+    import torch
+    from torch import nn
+
+    from fusion.model import TrainedModel
+
     names = [c for c in feature_table.columns if "__" in c]
     labels = sorted(feature_table["label"].astype(str).unique())
     tr, va = _part(feature_table, split, "train"), _part(feature_table, split, "val")
@@ -120,6 +138,8 @@ def _macro_f1(truth: pd.Series, pred: pd.Series, labels: list[str]) -> float:
 
 def predict_split(model: TrainedModel, feature_table: pd.DataFrame, split: dict) -> pd.DataFrame:
     "Series predictions for every series, with their truth and split part."
+    from fusion.model import predict_series
+
     pred = predict_series(model, feature_table)
     first = feature_table.groupby("series_id", sort=False).first()
     pred["label"] = first.loc[pred["series_id"], "label"].astype(str).to_numpy()

@@ -8,12 +8,15 @@ Docs: https://fusion-dev.github.io/fusion/data_validate.html.md"""
 from __future__ import annotations
 
 import bisect
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
 
 from ...errors import DataValidationError
+
+if TYPE_CHECKING:  # Kedro imports every pipeline's nodes to list them: the heavy libraries load when a node runs
+    import pandera.pandas as pa
 
 # %% auto #0
 __all__ = ['build_schema', 'row_reasons', 'split_valid', 'check_anything_left', 'reason_counts', 'report_validation',
@@ -52,6 +55,8 @@ def _monotonic_mask(df: pd.DataFrame) -> pd.Series:
 
 def build_schema(channels: list[str], labels: list[str] | None = None) -> pa.DataFrameSchema:
     "The pandera schema of the canonical table for `channels` (and the known `labels`, when given)."
+    import pandera.pandas as pa
+
     present = lambda s: s.notna()  # noqa: E731
     label_checks = [pa.Check(present, name="missing_label", ignore_na=False)]
     if labels:
@@ -70,6 +75,8 @@ def build_schema(channels: list[str], labels: list[str] | None = None) -> pa.Dat
 # %% ../../../nbs/12_data_validate.ipynb #f13d67c7
 def row_reasons(canonical: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.Series:
     "One comma-separated reason per failing row, indexed like `canonical`; empty when every row passes."
+    import pandera.pandas as pa
+
     try:
         schema.validate(canonical, lazy=True)
         return pd.Series(dtype="string")
