@@ -48,7 +48,7 @@ TAG_TRACE = "fusion.trace_id"
 TAG_COMMIT = "fusion.git_commit"
 TAG_DATA_HASH = "fusion.data_hash"
 TAG_SPEC_DIGEST = "fusion.feature_spec_digest"
-TAG_PYFUNC = "fusion.pyfunc_uri"  # models:/ URI of the logged pyfunc
+TAG_PYFUNC = "fusion.pyfunc_uri"  # runs:/<run_id>/pyfunc URI of the logged pyfunc
 TAG_BUNDLE = "fusion.bundle"  # where the run's export bundle was written
 
 # %% ../nbs/00_core.ipynb #decc9bcb

@@ -23,14 +23,15 @@ from .core import (GOLDEN_CASES, MODEL, MODEL_NAME, TAG_BUNDLE, TAG_COMMIT, TAG_
                          TAG_SPEC_DIGEST, TAG_TRACE)
 from .errors import ConfigError
 from .export import (GOLDEN_INPUTS, GOLDEN_OUTPUTS, SERVING_REQUIREMENTS, WEIGHTS, build_wheel,
-                           bundle_files, installed_distributions, lock_closure, lock_text, source_root, write_bundle)
+                           bundle_files, installed_distributions, lock_closure, lock_text, source_root,
+                           weights_bytes, write_bundle)
 from .hooks import RunContext, git_commit
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'SERVING_MODULES', 'imported_distributions', 'serving_lock', 'log_export', 'export_run', 'ExportHooks',
-           'find_model_version', 'export_from_mlflow']
+__all__ = ['log', 'SERVING_MODULES', 'PYFUNC_PATH', 'imported_distributions', 'serving_lock', 'save_pyfunc', 'log_export',
+           'export_run', 'ExportHooks', 'find_model_version', 'export_from_mlflow']
 
 # %% ../nbs/43_export_hooks.ipynb #c192359e
 SERVING_MODULES = ("fusion.predictor", "fusion.serving.bundle", "fusion.serving.app", "fusion.serving.commands")
@@ -62,30 +63,47 @@ def serving_lock() -> str:
     return lock_text(lock_closure(roots, installed_distributions()))
 
 # %% ../nbs/43_export_hooks.ipynb #95754035
+PYFUNC_PATH = "pyfunc"  # artifact path of the pyfunc in its run: `runs:/<run_id>/pyfunc`
+
 def _pyfunc_requirements() -> list[str]:
     dists = installed_distributions()
     roots = ["torch", "numpy", "pandas", "safetensors", "kedro", "mlflow", "pydantic", "pydantic-settings"]
     return [f"{dists[canonicalize_name(r)][0]}=={dists[canonicalize_name(r)][1]}" for r in roots
             if canonicalize_name(r) in dists]
 
-def log_export(run_id: str, bundle: Path, tracking_uri: str, requirements: list[str] | None = None) -> str:
-    "Log `bundle`'s golden cases and a pyfunc (models from code, weights as artifact) to MLflow run `run_id`; its URI."
-    import mlflow
+def save_pyfunc(weights: bytes, dest: Path, requirements: list[str] | None = None) -> Path:
+    "Save `weights` as an MLflow pyfunc (models from code, weights as an artifact, no pickle) in `dest/pyfunc`."
+    import mlflow.pyfunc
 
     import fusion
     from fusion.pyfunc import PYFUNC_CODE, WEIGHTS_ARTIFACT
 
-    mlflow.set_tracking_uri(tracking_uri)
-    with mlflow.start_run(run_id=run_id):
-        mlflow.log_artifacts(str(bundle / "golden"), artifact_path="golden")
-        info = mlflow.pyfunc.log_model(name="pyfunc", python_model=str(PYFUNC_CODE),
-                                       artifacts={WEIGHTS_ARTIFACT: str(bundle / WEIGHTS)},
-                                       code_paths=[str(Path(fusion.__file__).parent)],
-                                       pip_requirements=requirements or _pyfunc_requirements())
-        mlflow.set_tags({TAG_PYFUNC: info.model_uri, TAG_BUNDLE: str(bundle)})
-    return info.model_uri
+    (Path(dest) / WEIGHTS).write_bytes(weights)
+    path = Path(dest) / PYFUNC_PATH
+    mlflow.pyfunc.save_model(str(path), python_model=str(PYFUNC_CODE),
+                             artifacts={WEIGHTS_ARTIFACT: str(Path(dest) / WEIGHTS)},
+                             code_paths=[str(Path(fusion.__file__).parent)],
+                             pip_requirements=requirements or _pyfunc_requirements())
+    return path
 
-def export_run(ctx: RunContext, golden: dict, out_dir: Path, packaged: tuple | None = None) -> Path:
+def _weights_and_pyfunc(model, dest: Path, requirements: list[str] | None) -> tuple[bytes, Path]:
+    weights = weights_bytes(model)
+    return weights, save_pyfunc(weights, dest, requirements)
+
+def log_export(run_id: str, bundle: Path, tracking_uri: str, pyfunc: Path) -> str:
+    "Log `bundle`'s golden cases and the pyfunc saved in folder `pyfunc` to MLflow run `run_id`; the pyfunc's URI."
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    client.log_artifacts(run_id, str(bundle / "golden"), artifact_path="golden")
+    client.log_artifacts(run_id, str(pyfunc), artifact_path=PYFUNC_PATH)
+    uri = f"runs:/{run_id}/{PYFUNC_PATH}"
+    client.set_tag(run_id, TAG_PYFUNC, uri)
+    client.set_tag(run_id, TAG_BUNDLE, str(bundle))
+    return uri
+
+def export_run(ctx: RunContext, golden: dict, out_dir: Path, packaged: tuple | None = None,
+               weights: bytes | None = None) -> Path:
     "Write the bundle of the model `ctx`'s run trained and registered: `out_dir/<model>/<version>/`."
     wheel, lock = packaged or (build_wheel(), serving_lock())
     model = ctx.outputs[MODEL]
@@ -93,7 +111,7 @@ def export_run(ctx: RunContext, golden: dict, out_dir: Path, packaged: tuple | N
             "git_commit": git_commit(source_root()), "trained_git_commit": git_commit(ctx.project_path),
             "data_hash": ctx.data_hash, "feature_spec_digest": model.config.get("feature_spec_digest"),
             "trace_id": ctx.trace_id}
-    files = bundle_files(model, golden["inputs"], golden["predictions"], prov, wheel, lock)
+    files = bundle_files(model, golden["inputs"], golden["predictions"], prov, wheel, lock, weights=weights)
     target = Path(out_dir) / MODEL_NAME / str(ctx.model_version)
     if target.exists():
         log.warning("replacing the stale bundle %s (its version number was registered again)", target)
@@ -106,23 +124,46 @@ class ExportHooks:
     def __init__(self, ctx: RunContext):
         self.ctx, self.golden, self.bundle = ctx, None, None
         self._packaging: tuple[concurrent.futures.Future, ...] = ()  # wheel, lock, pyfunc requirements
+        self._pyfunc: concurrent.futures.Future | None = None  # (weights, pyfunc folder), saved once the model exists
+        self._tmp: tempfile.TemporaryDirectory | None = None  # holds the pyfunc folder until it is logged
+
+    @staticmethod
+    def _start(*tasks) -> tuple[concurrent.futures.Future, ...]:
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
+        futures = tuple(pool.submit(t) for t in tasks)
+        pool.shutdown(wait=False)  # the threads finish their work; nothing waits for them here
+        return futures
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict, pipeline, catalog) -> None:
-        self.golden, self.bundle = None, None
+        self.golden, self.bundle, self._pyfunc = None, None, None
         if GOLDEN_CASES in pipeline.all_outputs():  # build the wheel and lock (subprocesses) while the nodes run
-            pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
-            self._packaging = (pool.submit(build_wheel), pool.submit(serving_lock), pool.submit(_pyfunc_requirements))
-            pool.shutdown(wait=False)  # the threads finish their work; nothing waits for them here
+            self._packaging = self._start(build_wheel, serving_lock, _pyfunc_requirements)
 
     @hook_impl
     def after_node_run(self, node, outputs: dict) -> None:
+        if MODEL in outputs and self._packaging:  # the pyfunc needs no run id: save it while the later nodes run
+            model, requirements = outputs[MODEL], self._packaging[2]
+            self._tmp = tempfile.TemporaryDirectory(prefix="fusion-pyfunc-")
+            dest = Path(self._tmp.name)
+            (self._pyfunc,) = self._start(lambda: _weights_and_pyfunc(model, dest, requirements.result()))
         if GOLDEN_CASES in outputs:
             self.golden = outputs[GOLDEN_CASES]
 
     @hook_impl
     def after_pipeline_run(self, run_params: dict, pipeline, catalog) -> None:
-        packaging, self._packaging = self._packaging, ()
+        packaging, pyfunc, self._packaging, self._pyfunc = self._packaging, self._pyfunc, (), None
+        try:
+            self._export(packaging, pyfunc)
+        finally:
+            self._discard(pyfunc)
+
+    @hook_impl
+    def on_pipeline_error(self, error: Exception, run_params: dict, pipeline, catalog) -> None:
+        pyfunc, self._packaging, self._pyfunc = self._pyfunc, (), None
+        self._discard(pyfunc)
+
+    def _export(self, packaging: tuple, pyfunc: concurrent.futures.Future | None) -> None:
         if self.golden is None:
             return
         if self.ctx.model_version is None or MODEL not in self.ctx.outputs:
@@ -131,9 +172,23 @@ class ExportHooks:
             return
         out = self.ctx.project_path / str((self.ctx.parameters.get("export") or {}).get("out_dir", "exported"))
         wheel, lock, requirements = (f.result() for f in packaging) if packaging else (None, None, None)
-        self.bundle = export_run(self.ctx, self.golden, out, (wheel, lock) if packaging else None)
-        uri = log_export(self.ctx.mlflow_run_id, self.bundle, self.ctx.settings.resolved_tracking_uri(), requirements)
+        if pyfunc is None:  # no node of this run output the model: save its pyfunc now
+            self._tmp = tempfile.TemporaryDirectory(prefix="fusion-pyfunc-")
+            weights, folder = _weights_and_pyfunc(self.ctx.outputs[MODEL], Path(self._tmp.name), requirements)
+        else:
+            weights, folder = pyfunc.result()
+        self.bundle = export_run(self.ctx, self.golden, out, (wheel, lock) if packaging else None, weights)
+        uri = log_export(self.ctx.mlflow_run_id, self.bundle, self.ctx.settings.resolved_tracking_uri(), folder)
         log.info("bundle %s written; pyfunc %s", self.bundle, uri)
+
+    def _discard(self, pyfunc: concurrent.futures.Future | None) -> None:
+        "Remove the pyfunc's folder once the thread saving it is done (now, or when it finishes)."
+        tmp, self._tmp = self._tmp, None
+        if tmp is not None:
+            if pyfunc is None:
+                tmp.cleanup()
+            else:
+                pyfunc.add_done_callback(lambda _: tmp.cleanup())
 
 # %% ../nbs/43_export_hooks.ipynb #a7a17db2
 def find_model_version(client, run_id: str | None = None, model_version: str | None = None):

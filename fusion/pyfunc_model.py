@@ -1,6 +1,6 @@
 """MLflow "models from code" entry point: MLflow runs this file to build the fusion pyfunc (nothing is pickled).
 
-Logged by `fusion.export_hooks.log_pyfunc`; the weights arrive as the artifact `model` (see nbs/44_pyfunc.ipynb).
+Saved by `fusion.export_hooks.save_pyfunc`; the weights arrive as the artifact `model` (see nbs/44_pyfunc.ipynb).
 """
 
 import mlflow
