@@ -102,10 +102,15 @@ def _client(ctx: RunContext):
 def open_run(ctx: RunContext) -> str:
     "Create the MLflow run of `ctx` in the `fusion` experiment, with its tags and parameters; returns the run id."
     from mlflow.entities import Param
+    from mlflow.exceptions import MlflowException
 
     client = _client(ctx)
     exp = client.get_experiment_by_name(EXPERIMENT)
     exp_id = exp.experiment_id if exp else client.create_experiment(EXPERIMENT)
+    try:  # here, while the nodes run, rather than when the model is registered after them
+        client.get_registered_model(MODEL_NAME)
+    except MlflowException:
+        client.create_registered_model(MODEL_NAME, description="fusion window-feature classifier")
     tags = {TAG_SOURCE: ctx.source, TAG_TRACE: ctx.trace_id, TAG_COMMIT: git_commit(ctx.project_path)}
     run_id = client.create_run(exp_id, tags=tags, run_name=f"{ctx.source}-{ctx.trace_id[:8]}").info.run_id
     params = [Param(k, v) for k, v in flatten(ctx.parameters).items()]
@@ -118,7 +123,6 @@ def finish_run(ctx: RunContext, run_id: str) -> str:
     import json
 
     from mlflow.entities import Metric, RunTag
-    from mlflow.exceptions import MlflowException
 
     from fusion.model import save_model
 
@@ -135,10 +139,6 @@ def finish_run(ctx: RunContext, run_id: str) -> str:
         (Path(tmp) / "model.json").write_text(json.dumps(model.config, indent=2, sort_keys=True))
         client.log_artifacts(run_id, tmp, artifact_path="model")
     client.set_terminated(run_id)
-    try:
-        client.get_registered_model(MODEL_NAME)
-    except MlflowException:
-        client.create_registered_model(MODEL_NAME, description="fusion window-feature classifier")
     source = f"{client.get_run(run_id).info.artifact_uri}/model"
     run_tags = {TAG_TRACE: ctx.trace_id, TAG_SOURCE: ctx.source, **tags}
     return str(client.create_model_version(MODEL_NAME, source=source, run_id=run_id, tags=run_tags).version)
