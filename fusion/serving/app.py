@@ -15,6 +15,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 from fastapi import FastAPI, HTTPException, Request
@@ -31,7 +32,7 @@ from fusion.serving.deps import (BEARER_SECURITY, ClaimsDep, PredictorDep, Servi
                                  verify_authorization)
 from fusion.serving.observe import TRACE_ID, Metrics, ObserveMiddleware
 
-__all__ = ["STATUS_OF", "MAX_SAMPLES", "Service", "MicroBatcher", "create_app", "request_schema"]
+__all__ = ["STATUS_OF", "MAX_SAMPLES", "Service", "MicroBatcher", "InferenceApp", "create_app", "request_schema"]
 
 STATUS_OF: dict[type[FusionError], int] = {DataValidationError: 422, FeatureSpecError: 422, ConfigError: 500,
                                            BundleIntegrityError: 500}  # the rest of FusionError: 500
@@ -239,10 +240,39 @@ def _error_response(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status)
 
 
-def serve_route_with(app: FastAPI, path: str, asgi: Callable) -> None:
-    "Answer the declared route `path` with the ASGI app `asgi`: the declaration stays the route's OpenAPI entry."
-    route = next(r for r in app.router.routes if getattr(r, "path", None) == path)
-    route.app = asgi
+class InferenceApp(FastAPI):
+    """FastAPI with one shortcut: a route made hot by `hot()` is answered by its ASGI function straight from the
+    observing middleware, past Starlette's error, exception and routing layers (together they cost more than a cache
+    hit). Its errors get the same answers as anywhere else; its OpenAPI entry, and the way through the router, stay
+    FastAPI's. `ObserveMiddleware` (traces, metrics, access log) wraps everything."""
+
+    def __init__(self, *args, metrics: Metrics, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.metrics = metrics
+        self._hot: dict[tuple[str, str], Any] = {}  # (method, path) -> route
+
+    def hot(self, method: str, path: str, asgi: Callable) -> None:
+        "Answer the declared route `method path` with the ASGI function `asgi`, through the shortcut and the router."
+        route = next(r for r in self.router.routes if getattr(r, "path", None) == path and method in r.methods)
+        route.app = asgi
+        self._hot[(method, path)] = route
+
+    def build_middleware_stack(self) -> Callable:
+        stack, hot = super().build_middleware_stack(), dict(self._hot)
+
+        async def shortcut(scope, receive, send) -> None:
+            route = hot.get((scope.get("method"), scope.get("path"))) if scope["type"] == "http" else None
+            if route is None:
+                return await stack(scope, receive, send)
+            scope["route"], scope["app"] = route, self
+            try:
+                await route.app(scope, receive, send)
+            except HTTPException as exc:
+                await JSONResponse({"detail": exc.detail}, exc.status_code, exc.headers)(scope, receive, send)
+            except Exception as exc:  # noqa: BLE001 - mapped like the app's own exception handlers do
+                await _error_response(Request(scope), exc)(scope, receive, send)
+
+        return ObserveMiddleware(shortcut, self.metrics)
 
 
 def create_app(bundle_dir: str | Path, settings: Settings | None = None, compile: bool = False) -> FastAPI:
@@ -254,16 +284,15 @@ def create_app(bundle_dir: str | Path, settings: Settings | None = None, compile
     service = _build_service(bundle_dir, settings, compile)
     b = service.bundle
     model_ref = {"name": b.name, "version": b.version}
-    app = FastAPI(title=f"fusion inference: {b.name} {b.version}", version=b.version, lifespan=_lifespan,
-                  description="Classify multichannel sensor series with the exported model. "
-                              "`/v1/*` needs `Authorization: Bearer <JWT>`.")
-    app.state.service = service
     metrics = Metrics({"name": b.name, "version": b.version, "bundle_digest": b.digest,
                        "feature_spec_digest": b.model.config.get("feature_spec_digest", "")}, service.cache_stats)
+    app = InferenceApp(title=f"fusion inference: {b.name} {b.version}", version=b.version, lifespan=_lifespan,
+                       metrics=metrics, description="Classify multichannel sensor series with the exported model. "
+                                                    "`/v1/*` needs `Authorization: Bearer <JWT>`.")
+    app.state.service = service
     app.state.metrics = metrics
     service.batcher.on_batch = metrics.batch_size.observe
     predicted_cached, predicted_fresh = metrics.predictions.labels("true"), metrics.predictions.labels("false")
-    app.add_middleware(ObserveMiddleware, metrics=metrics)
     app.add_exception_handler(FusionError, _error_response)
     app.add_exception_handler(Exception, _error_response)
     errors = {401: {"model": ErrorResponse, "description": "missing or invalid bearer token"},
@@ -271,8 +300,8 @@ def create_app(bundle_dir: str | Path, settings: Settings | None = None, compile
     body_schema = request_schema(service.predictor, settings.max_instances)
 
     async def predict(scope, receive, send) -> None:
-        """POST /v1/predict as a bare ASGI app: the hot path skips FastAPI's per-request machinery (dependencies,
-        Request and Response objects). Errors are raised as usual and answered by the app's exception handlers."""
+        """POST /v1/predict as a bare ASGI function: the hot path skips FastAPI's per-request machinery (dependencies,
+        Request and Response objects). Errors are raised as usual and get the app's usual answers (`InferenceApp`)."""
         headers = dict(scope["headers"])
         verify_authorization(service.verifier, headers.get(b"authorization", b"").decode("latin-1"))
         body = await read_body(receive, headers.get(b"content-length"), service.settings.max_body_bytes)
@@ -293,9 +322,9 @@ def create_app(bundle_dir: str | Path, settings: Settings | None = None, compile
                              "requestBody": {"required": True, "content": {"application/json": {"schema": body_schema}}}})
     async def predict_contract() -> PredictResponse:
         "Classify each instance: its label and the probability of every label. The traceparent header is continued."
-        raise NotImplementedError  # never called: the route's ASGI app is `predict` (below); this is its OpenAPI entry
+        raise NotImplementedError  # never called: `app.hot` makes `predict` (above) the route's ASGI app
 
-    serve_route_with(app, "/v1/predict", predict)
+    app.hot("POST", "/v1/predict", predict)
 
     @app.get("/v1/model", tags=["inference"], responses={401: errors[401]})
     async def model(claims: ClaimsDep, predictor: PredictorDep, service: ServiceDep, settings: SettingsDep) -> dict:
