@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
+import orjson
 import torch
 
 from .errors import ConfigError, DataValidationError
@@ -19,7 +21,7 @@ from .features import FeatureSpec, compile_features, extract
 from .model import TrainedModel, load_model
 
 # %% auto #0
-__all__ = ['MAX_SERIES_ID', 'MAX_ABS_SAMPLE', 'Series', 'Predictor']
+__all__ = ['MAX_SERIES_ID', 'MAX_ABS_SAMPLE', 'Series', 'parse_body', 'Predictor']
 
 # %% ../nbs/45_predictor.ipynb #c7dd5445
 MAX_SERIES_ID = 256  # characters in a series id
@@ -34,6 +36,35 @@ class Series:
     x: np.ndarray
 
 
+class _Instance(msgspec.Struct, forbid_unknown_fields=True):
+    series_id: str
+    channels: dict[str, list[float]]
+
+
+class _Body(msgspec.Struct, forbid_unknown_fields=True):
+    instances: list[_Instance]
+
+
+_DECODER = msgspec.json.Decoder(_Body)
+
+
+def parse_body(body: bytes) -> list:
+    "The `instances` of a JSON request body; `DataValidationError` for malformed JSON or a wrong top-level shape."
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as err:
+        raise DataValidationError(f"request body is not valid JSON: {err}") from None
+    if not isinstance(payload, dict) or set(payload) != {"instances"}:
+        got = sorted(payload) if isinstance(payload, dict) else type(payload).__name__
+        raise DataValidationError(f"request body must be an object with exactly the key 'instances', got {got}")
+    return payload["instances"]
+
+
+def _check_series_id(where: str, sid: Any) -> None:
+    if not isinstance(sid, str) or not 0 < len(sid) <= MAX_SERIES_ID:
+        raise DataValidationError(f"{where}: series_id must be a string of 1 to {MAX_SERIES_ID} characters, got {sid!r:.80}")
+
+
 def _where(i: int, instance: Any) -> str:
     sid = instance.get("series_id") if isinstance(instance, dict) else None
     return f"instances[{i}]" + (f" (series_id {sid!r})" if isinstance(sid, str) else "")
@@ -43,11 +74,7 @@ def _check_channels(where: str, channels: Any, expected: tuple[str, ...]) -> Non
     if not isinstance(channels, dict):
         raise DataValidationError(f"{where}: 'channels' must be an object of channel name -> list of numbers, "
                                   f"got {type(channels).__name__}")
-    missing = [c for c in expected if c not in channels]
-    unknown = sorted(c for c in channels if c not in expected)
-    if missing or unknown:
-        raise DataValidationError(f"{where}: missing channel(s) {missing}, unknown channel(s) {unknown}; "
-                                  f"expected exactly {list(expected)}")
+    _check_names(where, channels, expected)
     for c in expected:
         values = channels[c]
         if not isinstance(values, list) or not _NUMBER_TYPES.issuperset(map(type, values)):
@@ -55,15 +82,28 @@ def _check_channels(where: str, channels: Any, expected: tuple[str, ...]) -> Non
 
 
 def _check_instance(i: int, instance: Any, spec: FeatureSpec) -> Series:
+    "Parsed JSON -> a `Series`, or a `DataValidationError` naming the instance and the problem."
     where = _where(i, instance)
     if not isinstance(instance, dict) or set(instance) != {"series_id", "channels"}:
         got = sorted(instance) if isinstance(instance, dict) else type(instance).__name__
         raise DataValidationError(f"{where}: an instance is an object with exactly 'series_id' and 'channels', got {got}")
     sid = instance["series_id"]
-    if not isinstance(sid, str) or not 0 < len(sid) <= MAX_SERIES_ID:
-        raise DataValidationError(f"{where}: series_id must be a string of 1 to {MAX_SERIES_ID} characters, got {sid!r:.80}")
+    _check_series_id(where, sid)
     _check_channels(where, instance["channels"], spec.channels)
-    lengths = {c: len(instance["channels"][c]) for c in spec.channels}
+    return _to_series(where, sid, instance["channels"], spec)
+
+
+def _check_names(where: str, channels: dict, expected: tuple[str, ...]) -> None:
+    missing = [c for c in expected if c not in channels]
+    unknown = sorted(c for c in channels if c not in expected)
+    if missing or unknown:
+        raise DataValidationError(f"{where}: missing channel(s) {missing}, unknown channel(s) {unknown}; "
+                                  f"expected exactly {list(expected)}")
+
+
+def _to_series(where: str, sid: str, channels: dict[str, list], spec: FeatureSpec) -> Series:
+    "The checks on values, shared by both ways in: equal lengths, one window, finite samples within range."
+    lengths = {c: len(channels[c]) for c in spec.channels}
     if len(set(lengths.values())) > 1:
         raise DataValidationError(f"{where}: channels have unequal lengths {lengths}")
     length = lengths[spec.channels[0]]
@@ -71,7 +111,7 @@ def _check_instance(i: int, instance: Any, spec: FeatureSpec) -> Series:
         raise DataValidationError(f"{where}: series length {length} is shorter than one window ({spec.window} samples)")
     try:
         with np.errstate(over="ignore"):  # beyond float32 range becomes inf, refused just below
-            x = np.array([instance["channels"][c] for c in spec.channels], dtype=np.float32)
+            x = np.array([channels[c] for c in spec.channels], dtype=np.float32)
     except OverflowError as err:  # an integer too large for a float
         raise DataValidationError(f"{where}: a sample is out of range: {err}") from err
     peak = np.abs(x).max(-1)  # NaN or inf where a channel has one: one pass finds every problem below
@@ -112,14 +152,33 @@ class Predictor:
     def channels(self) -> tuple[str, ...]:
         return self.spec.channels
 
-    def validate(self, instances: Any) -> list[Series]:
-        "Check `instances` (parsed JSON) and convert their samples; raises `DataValidationError` naming the problem."
+    def _check_count(self, instances: Any) -> None:
         if not isinstance(instances, list) or not instances:
             raise DataValidationError(f"instances must be a non-empty list, got {type(instances).__name__}"
                                       + (" of length 0" if isinstance(instances, list) else ""))
         if len(instances) > self.max_instances:
             raise DataValidationError(f"too many instances: {len(instances)} > {self.max_instances}")
+
+    def validate(self, instances: Any) -> list[Series]:
+        "Check `instances` (parsed JSON) and convert their samples; raises `DataValidationError` naming the problem."
+        self._check_count(instances)
         return [_check_instance(i, inst, self.spec) for i, inst in enumerate(instances)]
+
+    def validate_json(self, body: bytes) -> list[Series]:
+        "`validate` of a raw request body `{\"instances\": [...]}`, its numbers typed by msgspec while it parses."
+        try:
+            instances = _DECODER.decode(body).instances
+        except msgspec.DecodeError as err:  # a ValidationError too: the first way in says precisely what is wrong
+            self.validate(parse_body(body))
+            raise DataValidationError(f"request body refused: {err}") from None  # what msgspec alone refuses
+        self._check_count(instances)
+        out = []
+        for i, inst in enumerate(instances):
+            where = f"instances[{i}] (series_id {inst.series_id!r})"
+            _check_series_id(where, inst.series_id)
+            _check_names(where, inst.channels, self.spec.channels)
+            out.append(_to_series(where, inst.series_id, inst.channels, self.spec))
+        return out
 
     def _window_probabilities(self, feats: torch.Tensor) -> torch.Tensor:
         "Features `[n_series, n_windows, n_channels, n_stats]` -> softmax probabilities `[n_series, n_windows, n_labels]`."

@@ -1,9 +1,10 @@
 """The FastAPI app of an export bundle: `create_app(bundle_dir, settings)`; routes, middleware, one error handler.
 
-`POST /v1/predict` reads the body itself (size-limited), parses it with orjson and validates it with the
-`Predictor` (bulk numpy conversion, no per-float pydantic), answers cached instances from Redis and predicts the rest
-in one micro-batch per event-loop turn (cache reads too: one Redis round trip per turn). The OpenAPI schema of the request is built from the bundle's feature spec
-(its channels and window), so `/docs` and schemathesis see the real contract. Documented in nbs/53_serving_app.ipynb.
+`POST /v1/predict` reads the body itself (size-limited) and has the `Predictor` decode and validate it
+(`validate_json`: msgspec types the numbers while it parses, then one numpy conversion; no per-float pydantic),
+answers cached instances from Redis and predicts the rest in one micro-batch per event-loop turn (cache reads too:
+one Redis round trip per turn). The OpenAPI schema of the request is built from the bundle's feature spec (its
+channels and window), so `/docs` and schemathesis see the real contract. Documented in nbs/53_serving_app.ipynb.
 """
 
 from __future__ import annotations
@@ -163,22 +164,10 @@ async def read_body(receive: Callable[[], Awaitable[dict]], declared: bytes | No
             return bytes(body)
 
 
-def parse_instances(body: bytes) -> list:
-    "The `instances` of a JSON body; `DataValidationError` for malformed JSON or a wrong top-level shape."
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError as err:
-        raise DataValidationError(f"request body is not valid JSON: {err}") from None
-    if not isinstance(payload, dict) or set(payload) != {"instances"}:
-        got = sorted(payload) if isinstance(payload, dict) else type(payload).__name__
-        raise DataValidationError(f"request body must be an object with exactly the key 'instances', got {got}")
-    return payload["instances"]
-
-
 async def predict_body(service: Service, body: bytes) -> list[dict]:
     "Predictions for a request body: cached ones from the cache, the rest from the micro-batcher."
     predictor, cache = service.predictor, service.cache
-    series = predictor.validate(parse_instances(body))
+    series = predictor.validate_json(body)
     keys = [cache_key(service.bundle.digest, s.x) for s in series] if cache else []
     found = await service.lookups(keys) if cache else [None] * len(series)
     results: list[dict | None] = [None] * len(series)

@@ -7,11 +7,13 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fusion.errors import BundleIntegrityError, DataValidationError
 from fusion.features import features_table
 from fusion.model import predict_series
-from fusion.predictor import Predictor
+from fusion.predictor import Predictor, parse_body
 from fusion.serving.bundle import load_bundle, write_manifest
 
 from .fixtures import CHANNELS, SPEC, instances_of
@@ -66,3 +68,32 @@ def test_load_bundle_checks_manifest_and_consistency(bundle_copy):
     (bundle_copy / "MANIFEST.json").write_text("{not json")
     with pytest.raises(BundleIntegrityError, match="MANIFEST.json is not valid JSON"):
         load_bundle(bundle_copy)
+
+
+_SAMPLE = st.one_of(st.floats(allow_nan=False, allow_infinity=False, width=64), st.integers(-2**70, 2**70),
+                    st.booleans(), st.text(max_size=3), st.none(), st.lists(st.floats(), max_size=2))
+_SAMPLES = st.one_of(st.lists(st.floats(-1e3, 1e3), min_size=0, max_size=40),
+                     st.lists(_SAMPLE, min_size=1, max_size=40), _SAMPLE)
+_NAMES = st.sampled_from([*CHANNELS, "bz"])
+_INSTANCE = st.one_of(
+    st.fixed_dictionaries({"series_id": st.one_of(st.text(max_size=4), st.integers(), st.none()),
+                           "channels": st.one_of(st.dictionaries(_NAMES, _SAMPLES, max_size=8), _SAMPLE)},
+                          optional={"extra": st.integers()}),
+    _SAMPLE)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.one_of(st.fixed_dictionaries({"instances": st.lists(_INSTANCE, max_size=3)}),
+                      st.dictionaries(st.sampled_from(["instances", "other"]), st.lists(_INSTANCE, max_size=2)),
+                      st.lists(st.integers(), max_size=2)))
+def test_raw_body_and_parsed_json_are_judged_alike(model, body):
+    "validate_json (msgspec, the server's way in) accepts exactly what validate accepts, with the same message."
+    p = Predictor(model, max_instances=2)
+    raw = json.dumps(body).encode()  # orjson.dumps refuses integers beyond 64 bits
+    outcomes = []
+    for way in (lambda: p.validate(parse_body(raw)), lambda: p.validate_json(raw)):
+        try:
+            outcomes.append([(s.series_id, s.x.tolist()) for s in way()])
+        except DataValidationError as err:
+            outcomes.append(str(err))
+    assert outcomes[0] == outcomes[1]
