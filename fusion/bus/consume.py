@@ -26,11 +26,13 @@ from .relay import EventPublisher, Record, topic_name
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'CONSUMER_TIMEOUTS', 'kafka_consumer', 'decode_event', 'Ledger', 'dead_letter', 'ConsumeStats', 'consume']
+__all__ = ['log', 'MAX_ATTEMPTS', 'CONSUMER_TIMEOUTS', 'kafka_consumer', 'decode_event', 'Ledger', 'dead_letter', 'ConsumeStats',
+           'consume']
 
 # %% ../../nbs/62_bus_consume.ipynb #22f205d2
 # short group timeouts (a dead consumer's partitions move within seconds); a fetch waits at most 100 ms for data, which
 # bounds the latency a request waits on a broker that does not answer a fetch as soon as data arrives
+MAX_ATTEMPTS = 3  # failures of an event's handler (across restarts) before it is dead-lettered
 CONSUMER_TIMEOUTS = dict(session_timeout_ms=6000, heartbeat_interval_ms=1000, max_poll_interval_ms=10000,
                          fetch_max_wait_ms=100)
 
@@ -53,6 +55,9 @@ def decode_event(value: bytes | None) -> Envelope:
 _LEDGER = """CREATE TABLE IF NOT EXISTS bus_processed (
     consumer TEXT NOT NULL, event_id TEXT NOT NULL, processed_at TEXT NOT NULL, outcome TEXT NOT NULL,
     PRIMARY KEY (consumer, event_id))"""
+_ATTEMPTS = """CREATE TABLE IF NOT EXISTS bus_attempts (
+    consumer TEXT NOT NULL, event_id TEXT NOT NULL, attempts INTEGER NOT NULL, last_error TEXT NOT NULL,
+    PRIMARY KEY (consumer, event_id))"""
 
 class Ledger:
     "Which events each named consumer has applied (table `bus_processed` in the SQLite file `path`)."
@@ -62,6 +67,7 @@ class Ledger:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._db() as db:
             db.execute(_LEDGER)
+            db.execute(_ATTEMPTS)
 
     def _db(self) -> sqlite3.Connection:
         try:
@@ -107,6 +113,15 @@ class Ledger:
                            [(consumer, e, now, o) for e, o in outcomes])
             db.execute("COMMIT")
             return db.total_changes - before
+
+    def failed(self, consumer: str, event_id: str, error: str) -> int:
+        "Count one more failed attempt of `consumer` at `event_id`; returns how many there have been."
+        with self._db() as db:
+            db.execute("INSERT INTO bus_attempts VALUES (?, ?, 1, ?) ON CONFLICT (consumer, event_id) "
+                       "DO UPDATE SET attempts = attempts + 1, last_error = excluded.last_error",
+                       (consumer, event_id, error))
+            return db.execute("SELECT attempts FROM bus_attempts WHERE consumer = ? AND event_id = ?",
+                              (consumer, event_id)).fetchone()[0]
 
     def count(self, consumer: str) -> int:
         "How many events `consumer` applied."
@@ -166,7 +181,7 @@ def _dead(message, reason: str, name: str, publisher: EventPublisher | None, pre
 def consume(consumer, handle: Callable[[Envelope], None], *, name: str, ledger: Ledger, types: set[str] | None = None,
             publisher: EventPublisher | None = None, prefix: str = "", max_events: int | None = None,
             idle_timeout_s: float | None = None, max_seconds: float | None = None,
-            before_commit: Callable[[], None] | None = None) -> ConsumeStats:
+            before_commit: Callable[[], None] | None = None, max_attempts: int = MAX_ATTEMPTS) -> ConsumeStats:
     "Apply each new event of `types` once with `handle`; dead-letter poison; commit after the work. Returns the counts."
     stats, start, last = ConsumeStats(), time.monotonic(), time.monotonic()
     limit = max_events if max_events is not None else float("inf")
@@ -183,7 +198,7 @@ def consume(consumer, handle: Callable[[Envelope], None], *, name: str, ledger: 
                 continue
             stats.first_at = stats.first_at or time.monotonic()
             done = _apply_batch([(tp, m) for tp, ms in polled.items() for m in ms], handle, name, ledger, types,
-                                publisher, prefix, stats, limit)
+                                publisher, prefix, stats, limit, max_attempts)
             if before_commit:
                 before_commit()
             _commit(consumer, done)
@@ -193,7 +208,7 @@ def consume(consumer, handle: Callable[[Envelope], None], *, name: str, ledger: 
     return stats
 
 def _apply_batch(batch: list, handle, name: str, ledger: Ledger, types, publisher, prefix: str, stats: ConsumeStats,
-                 limit: float) -> dict:
+                 limit: float, max_attempts: int = MAX_ATTEMPTS) -> dict:
     "Decode → filter → dedupe (one ledger query) → handle each message; the ledger learns the batch in one transaction."
     decoded = []
     for tp, m in batch:
@@ -221,6 +236,15 @@ def _apply_batch(batch: list, handle, name: str, ledger: Ledger, types, publishe
                     stats.handled += 1
                 except (FusionError, ValueError) as err:
                     _dead(m, f"{type(err).__name__}: {err}", name, publisher, prefix, stats)
+                    outcomes.append((event.event_id, "dead-lettered"))
+                except Exception as err:  # a fault that may pass: retried on restart, up to max_attempts
+                    reason = f"{type(err).__name__}: {err}"
+                    attempts = ledger.failed(name, event.event_id, reason)
+                    if attempts < max_attempts:
+                        log.error("%s: event %s failed (attempt %d of %d); stopping uncommitted, a restart retries it",
+                                  name, event.event_id, attempts, max_attempts)
+                        raise
+                    _dead(m, f"gave up after {attempts} attempts: {reason}", name, publisher, prefix, stats)
                     outcomes.append((event.event_id, "dead-lettered"))
                 seen.add(event.event_id)
             done[tp] = m.offset + 1
