@@ -70,11 +70,14 @@ class MicroBatcher:
         except Exception as err:  # noqa: BLE001 - handed to every waiting caller, which re-raises it
             return self._settle(pending, error=err)
         if inspect.isawaitable(result):
-            task = asyncio.ensure_future(result)
-            task.add_done_callback(lambda t: self._settle(pending, error=t.exception()) if t.exception()
-                                   else self._settle(pending, t.result()))
+            asyncio.ensure_future(result).add_done_callback(lambda task: self._settle_with(pending, task))
         else:
             self._settle(pending, result)
+
+    @classmethod
+    def _settle_with(cls, pending: list[tuple[list, asyncio.Future]], task: asyncio.Future) -> None:
+        error = asyncio.CancelledError() if task.cancelled() else task.exception()
+        cls._settle(pending, task.result() if error is None else (), error)
 
     @staticmethod
     def _settle(pending: list[tuple[list, asyncio.Future]], result: Sequence = (), error: BaseException | None = None):
