@@ -25,7 +25,7 @@ from .errors import EventStoreError
 # %% auto #0
 __all__ = ['PAYLOADS', 'TOPICS', 'DLQ_TOPIC', 'DataReadyPayload', 'DataValidatedPayload', 'FeaturesReadyPayload',
            'ModelTrainedPayload', 'InferenceRequestedPayload', 'InferenceCompletedPayload', 'Envelope', 'make_event',
-           'EventStore']
+           'open_sqlite', 'EventStore']
 
 # %% ../nbs/60_events_store.ipynb #d4ee622d
 class _Payload(BaseModel):
@@ -140,6 +140,21 @@ def _row_event(row: tuple) -> Envelope:
     fields = dict(zip(_EVENT_COLUMNS.split(", "), row, strict=True))
     return Envelope.model_validate({**fields, "payload": json.loads(fields["payload"])})
 
+@contextmanager
+def open_sqlite(path: Path, what: str, **connect: Any) -> Iterator[sqlite3.Connection]:
+    """A connection to the SQLite file `path` for one `with` block (`connect`: more `sqlite3.connect` arguments):
+    committed at its end, rolled back on an error (no-ops in autocommit mode), and closed. An `EventStoreError`
+    naming `what` when the file cannot be opened. The event store, the consumers' ledger and the lineage share it."""
+    try:
+        db = sqlite3.connect(path, timeout=10, **connect)
+    except sqlite3.Error as err:
+        raise EventStoreError(f"cannot open {what} {path}: {err}") from err
+    try:
+        with db:
+            yield db
+    finally:
+        db.close()
+
 class EventStore:
     "Append-only SQLite event store with a transactional outbox."
 
@@ -150,16 +165,8 @@ class EventStore:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        try:
-            db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-        except sqlite3.Error as err:
-            raise EventStoreError(f"cannot open event store {self.path}: {err}") from err
-        try:
-            yield db
-        finally:
-            db.close()
+    def _connect(self):
+        return open_sqlite(self.path, "event store", isolation_level=None)  # transactions are explicit below
 
     def append(self, event: Envelope) -> Envelope:
         "Record `event` and queue it in the outbox, atomically."

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import EventPublishError, EventStoreError, FusionError
-from ..events import DLQ_TOPIC, Envelope
+from ..events import DLQ_TOPIC, Envelope, open_sqlite
 from .relay import EventPublisher, Record, topic_name
 
 log = logging.getLogger(__name__)
@@ -66,16 +65,12 @@ class Ledger:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._db() as db:
+            db.execute("PRAGMA journal_mode=WAL")  # kept by the file
             db.execute(_LEDGER)
             db.execute(_ATTEMPTS)
 
-    def _db(self) -> sqlite3.Connection:
-        try:
-            db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-        except sqlite3.Error as err:
-            raise EventStoreError(f"cannot open ledger {self.path}: {err}") from err
-        db.execute("PRAGMA journal_mode=WAL")
-        return db
+    def _db(self):
+        return open_sqlite(self.path, "ledger", isolation_level=None)  # transactions are explicit below
 
     def seen(self, consumer: str, event_id: str) -> bool:
         "Whether `consumer` already applied `event_id`."

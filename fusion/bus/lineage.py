@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from ..core import (DATA_READY, DATA_VALIDATED, FEATURES_READY, INFERENCE_COMPLETED, MODEL_TRAINED,
                          check_trace_id)
-from ..errors import ConfigError, EventStoreError
-from ..events import Envelope, EventStore
+from ..errors import ConfigError
+from ..events import Envelope, EventStore, open_sqlite
 
 # %% auto #0
 __all__ = ['Lineage', 'parse_ref', 'lookup']
@@ -56,13 +58,11 @@ class Lineage:
         with self._db() as db:
             db.executescript(_SCHEMA)
 
-    def _db(self) -> sqlite3.Connection:
-        try:
-            db = sqlite3.connect(self.path, timeout=10)
-        except sqlite3.Error as err:
-            raise EventStoreError(f"cannot open the lineage tables in {self.path}: {err}") from err
-        db.row_factory = sqlite3.Row
-        return db
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        with open_sqlite(self.path, "the lineage tables in") as db:
+            db.row_factory = sqlite3.Row
+            yield db
 
     def apply(self, db: sqlite3.Connection, event: Envelope) -> None:
         "Fold one event into the tables (idempotent)."
