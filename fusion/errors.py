@@ -6,9 +6,13 @@ Docs: https://fusion-dev.github.io/fusion/errors.html.md"""
 
 # %% auto #0
 __all__ = ['FusionError', 'ConfigError', 'DataValidationError', 'SourceError', 'FeatureSpecError', 'BundleIntegrityError',
-           'EventStoreError', 'EventPublishError']
+           'EventStoreError', 'EventPublishError', 'exit_on']
 
 # %% ../nbs/01_errors.ipynb #12705224
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
 class FusionError(Exception):
     "Base of every error fusion raises on purpose."
 
@@ -32,3 +36,16 @@ class EventStoreError(FusionError):
 
 class EventPublishError(EventStoreError):
     "An event could not be published to the broker."
+
+# %% ../nbs/01_errors.ipynb #e1a0c002
+@contextmanager
+def exit_on(prefix: str, codes: dict[type[BaseException] | tuple[type[BaseException], ...], int]) -> Iterator[None]:
+    "A command's error handling: a listed error ends it with its exit code and `prefix: message` on stderr."
+    import typer  # lazy: only command lines need it
+
+    try:
+        yield
+    except tuple(t for key in codes for t in (key if isinstance(key, tuple) else (key,))) as err:
+        typer.echo(f"{prefix}: {err}", err=True)
+        raise typer.Exit(next(code for key, code in codes.items() if isinstance(err, key))) from None
+

@@ -228,7 +228,8 @@ def verify_bundle(bundle: str | Path, keep: bool = False, step: Callable[[str], 
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _print_report(report: VerifyReport, prefix: str, as_json: bool) -> None:
+def _report(report: VerifyReport, prefix: str, as_json: bool) -> None:
+    "Print `report`; the command then exits with EXIT_DIFFERS unless it passed."
     if as_json:
         typer.echo(json.dumps({**report.__dict__, "passed": report.passed}))
     elif report.passed:
@@ -237,6 +238,8 @@ def _print_report(report: VerifyReport, prefix: str, as_json: bool) -> None:
         typer.echo(f"{prefix}: FAIL ({len(report.problems)} problem(s), {report.cases} golden cases)")
         for p in report.problems:
             typer.echo(f"  - {p}")
+    if not report.passed:
+        raise typer.Exit(EXIT_DIFFERS)
 
 
 def export(
@@ -251,17 +254,14 @@ def export(
     The weights and the golden cases come from the run's artifacts (`kedro run` logs them); the wheel and the lock
     are built from this checkout. The bundle appears atomically; an existing one is kept unless --overwrite.
     """
-    from fusion.errors import ConfigError
+    from fusion.errors import ConfigError, exit_on
     from fusion.export import MANIFEST
     from fusion.export_hooks import export_from_mlflow
 
     if run_id and model_version:
         raise typer.BadParameter("give --run-id or --model-version, not both", param_hint="--run-id")
-    try:
+    with exit_on("fusion export", {ConfigError: 2}):
         bundle = export_from_mlflow(run_id, model_version, out, overwrite=overwrite)
-    except ConfigError as e:
-        typer.echo(f"fusion export: {e}", err=True)
-        raise typer.Exit(2) from None
     man = json.loads((bundle / MANIFEST).read_text())
     if as_json:
         typer.echo(json.dumps({"bundle": str(bundle), **man["model"], "files": len(man["files"]),
@@ -282,21 +282,14 @@ def verify(
     """
     from rich.console import Console
 
-    from fusion.errors import BundleIntegrityError
+    from fusion.errors import BundleIntegrityError, exit_on
 
     console = Console(stderr=True)
-    try:
+    with exit_on("verify: FAIL", {BundleIntegrityError: EXIT_BAD_BUNDLE,
+                                  (RuntimeError, subprocess.TimeoutExpired): EXIT_ENVIRONMENT}):
         with console.status("verify") as status:
             report = verify_bundle(bundle, keep, step=lambda s: status.update(f"verify: {s}"))
-    except BundleIntegrityError as e:
-        typer.echo(f"verify: FAIL: {e}", err=True)
-        raise typer.Exit(EXIT_BAD_BUNDLE) from None
-    except (RuntimeError, subprocess.TimeoutExpired) as e:
-        typer.echo(f"verify: FAIL: {e}", err=True)
-        raise typer.Exit(EXIT_ENVIRONMENT) from None
-    _print_report(report, "verify", as_json)
-    if not report.passed:
-        raise typer.Exit(EXIT_DIFFERS)
+    _report(report, "verify", as_json)
 
 
 def register(app: typer.Typer) -> None:

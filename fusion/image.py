@@ -181,11 +181,11 @@ def build(
     engine: EngineOption = "podman",
 ) -> None:
     "Build the serving image of BUNDLE (no network during the build) and print its reference."
-    try:
+    from fusion.errors import exit_on
+    from fusion.export_commands import EXIT_ENVIRONMENT
+
+    with exit_on("fusion image build", {RuntimeError: EXIT_ENVIRONMENT}):
         typer.echo(build_image(bundle, base_image, engine=engine))
-    except RuntimeError as e:
-        typer.echo(f"fusion image build: {e}", err=True)
-        raise typer.Exit(4) from None
 
 
 @app.command("verify")
@@ -196,19 +196,15 @@ def verify(
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
 ) -> None:
     "Build the image if needed, run it on a free loopback port, and check golden cases, 401 and 413 against it."
-    from fusion.export_commands import EXIT_DIFFERS, EXIT_ENVIRONMENT, _print_report
+    from fusion.errors import exit_on
+    from fusion.export_commands import EXIT_ENVIRONMENT, _report
 
-    try:
+    with exit_on("image verify: FAIL", {(RuntimeError, subprocess.TimeoutExpired): EXIT_ENVIRONMENT}):
         ref = image_ref(bundle.resolve())
         if not image_exists(ref, engine):
             ref = build_image(bundle, base_image, ref, engine)
         report = verify_image(bundle, ref, engine)
-    except (RuntimeError, subprocess.TimeoutExpired) as e:
-        typer.echo(f"image verify: FAIL: {e}", err=True)
-        raise typer.Exit(EXIT_ENVIRONMENT) from None
-    _print_report(report, "image verify", as_json)
-    if not report.passed:
-        raise typer.Exit(EXIT_DIFFERS)
+    _report(report, "image verify", as_json)
 
 
 def register(parent: typer.Typer) -> None:

@@ -35,17 +35,14 @@ def relay(
     Exit codes: 0 relayed (or no broker configured: events wait), 3 the broker refused or did not answer.
     """
     from fusion.bus.relay import run_relay
-    from fusion.errors import EventPublishError
+    from fusion.errors import EventPublishError, exit_on
 
     settings = _settings(db)
     if not settings.kafka_bootstrap:
         typer.echo("no broker configured (FUSION_KAFKA_BOOTSTRAP is unset): events wait in the outbox", err=True)
         return
-    try:
+    with exit_on("relay stopped", {EventPublishError: EXIT_PUBLISH}):
         stats = run_relay(settings, once=once, poll_s=poll, batch=batch)
-    except EventPublishError as err:
-        typer.echo(f"relay stopped: {err}", err=True)
-        raise typer.Exit(EXIT_PUBLISH) from err
     if as_json:
         typer.echo(json.dumps({"relayed": stats.relayed, "batches": stats.batches, "topics": stats.topics,
                                "seconds": round(stats.seconds, 3)}))
@@ -70,18 +67,12 @@ def trigger(
     """
     from fusion.bus.trigger import parse_params, run_trigger
     from fusion.core import find_project_root
-    from fusion.errors import ConfigError, EventPublishError
+    from fusion.errors import ConfigError, EventPublishError, exit_on
 
-    try:
+    with exit_on("fusion trigger", {(ConfigError, FileNotFoundError): 2, EventPublishError: EXIT_PUBLISH}):
         root = find_project_root(project)
         stats = run_trigger(_settings(db, project_root=root), root, group=group, env=env,
                             params=parse_params(params or []), max_events=max_events, idle_timeout_s=idle_timeout)
-    except (ConfigError, FileNotFoundError) as err:
-        typer.echo(f"fusion trigger: {err}", err=True)
-        raise typer.Exit(2) from err
-    except EventPublishError as err:
-        typer.echo(f"fusion trigger: {err}", err=True)
-        raise typer.Exit(EXIT_PUBLISH) from err
     counts = {"runs": stats.handled, "duplicates": stats.duplicates, "skipped": stats.skipped,
               "dead_lettered": stats.dead_lettered, "reasons": stats.reasons}
     typer.echo(json.dumps(counts) if as_json else
@@ -101,17 +92,11 @@ def worker(
     Exit codes: 0 done, 2 bad configuration or a bundle that fails verification, 3 the broker failed.
     """
     from fusion.bus.worker import run_worker
-    from fusion.errors import BundleIntegrityError, ConfigError, EventPublishError
+    from fusion.errors import BundleIntegrityError, ConfigError, EventPublishError, exit_on
 
-    try:
+    with exit_on("fusion worker", {(ConfigError, BundleIntegrityError): 2, EventPublishError: EXIT_PUBLISH}):
         stats, published = run_worker(bundle, _settings(db), group=group, max_events=max_events,
                                       idle_timeout_s=idle_timeout)
-    except (ConfigError, BundleIntegrityError) as err:
-        typer.echo(f"fusion worker: {err}", err=True)
-        raise typer.Exit(2) from err
-    except EventPublishError as err:
-        typer.echo(f"fusion worker: {err}", err=True)
-        raise typer.Exit(EXIT_PUBLISH) from err
     counts = {"answered": stats.handled, "published": published, "duplicates": stats.duplicates,
               "dead_lettered": stats.dead_lettered, "reasons": stats.reasons}
     typer.echo(json.dumps(counts) if as_json else

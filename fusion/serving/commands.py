@@ -37,23 +37,17 @@ def serve(
 
     import uvicorn
 
-    from fusion.errors import BundleIntegrityError, ConfigError
+    from fusion.errors import BundleIntegrityError, ConfigError, exit_on
     from fusion.config import Settings
     from fusion.serving.auth import TokenVerifier
     from fusion.serving.bundle import load_bundle
     from fusion.serving.observe import configure_logging
 
-    try:
+    with exit_on("fusion serve: refusing to start", {BundleIntegrityError: EXIT_BAD_BUNDLE}):
         found = load_bundle(bundle)
-    except BundleIntegrityError as err:
-        typer.echo(f"fusion serve: refusing to start: {err}", err=True)
-        raise typer.Exit(EXIT_BAD_BUNDLE) from None
     settings = Settings()
-    try:
+    with exit_on("fusion serve", {ConfigError: EXIT_CONFIG}):
         TokenVerifier.from_settings(settings)
-    except ConfigError as err:
-        typer.echo(f"fusion serve: {err}", err=True)
-        raise typer.Exit(EXIT_CONFIG) from None
     configure_logging(log_level)
     typer.echo(f"fusion serve: {found.name} {found.version} (bundle {found.digest[:12]}) on http://{host}:{port}",
                err=True)
