@@ -23,7 +23,6 @@ import asyncio
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -35,6 +34,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import table, write_json, write_section  # noqa: E402
+
+from fusion.export_commands import stop_group  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -186,13 +187,6 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
     raise RuntimeError(f"{url} not ready after {timeout} s")
 
 
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def start(cmd: list[str], env: dict, ready_url: str) -> subprocess.Popen:
@@ -201,7 +195,7 @@ def start(cmd: list[str], env: dict, ready_url: str) -> subprocess.Popen:
     try:
         wait_http(ready_url, proc)
     except Exception:
-        stop(proc)
+        stop_group(proc)
         raise
     return proc
 
@@ -297,7 +291,7 @@ def main() -> None:
         results.append(measure("fusion serve, uncached", {**fusion_target, "port": port, "marker": '"cached":true'},
                                args.quick))
     finally:
-        stop(proc)
+        stop_group(proc)
 
     rport = free_port()
     redis = subprocess.Popen(["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--save", "",
@@ -310,9 +304,9 @@ def main() -> None:
             results.append(measure("fusion serve, Redis cache", {**fusion_target, "port": port,
                                                                   "marker": '"cached":true'}, args.quick))
         finally:
-            stop(proc)
+            stop_group(proc)
     finally:
-        stop(redis)
+        stop_group(redis)
 
     if not args.skip_mlflow:
         model_path = save_pyfunc(bundle, tmp)
@@ -328,7 +322,7 @@ def main() -> None:
                                                                     "headers": {}, "marker": "predictions"},
                                    args.quick))
         finally:
-            stop(proc)
+            stop_group(proc)
 
     hit = lambda r: f"{r['closed']['marked'] / max(r['closed']['rps'] * (2.0 if args.quick else 5.0), 1):.0%}"  # noqa: E731
     rows = [[r["name"], r["fixed"]["p50_ms"], r["fixed"]["p99_ms"], f"{r['fixed']['errors']}/{r['fixed']['sent']}",

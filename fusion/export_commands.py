@@ -29,7 +29,7 @@ from typing import Annotated
 
 import typer
 
-__all__ = ["EXIT_DIFFERS", "EXIT_BAD_BUNDLE", "EXIT_ENVIRONMENT", "VerifyReport", "free_port", "http_checks",
+__all__ = ["stop_group", "EXIT_DIFFERS", "EXIT_BAD_BUNDLE", "EXIT_ENVIRONMENT", "VerifyReport", "free_port", "http_checks",
            "verify_bundle", "export", "verify", "register"]
 
 EXIT_DIFFERS = 1  # the server answered, but not as the golden outputs say
@@ -166,6 +166,17 @@ def _clean_env(**extra: str) -> dict[str, str]:
     return {**{k: v for k, v in os.environ.items() if not k.startswith("FUSION_")}, **extra}
 
 
+def stop_group(proc: subprocess.Popen) -> None:
+    "Stop the process group that `proc` leads (started with `start_new_session=True`): SIGTERM, then SIGKILL."
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
 @contextmanager
 def _server(cmd: list[str], env: dict, log: Path):
     "Run `cmd` in its own process group with output to `log`; stop it (SIGTERM, then SIGKILL) on the way out."
@@ -174,13 +185,7 @@ def _server(cmd: list[str], env: dict, log: Path):
     try:
         yield proc
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+        stop_group(proc)
 
 
 def verify_bundle(bundle: str | Path, keep: bool = False, step: Callable[[str], None] = lambda s: None) -> VerifyReport:
