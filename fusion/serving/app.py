@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -209,6 +210,8 @@ def _build_service(bundle_dir: str | Path, settings: Settings, compile: bool) ->
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     service: Service = app.state.service
     calls = service.predictor.warmup()
+    gc.collect()
+    gc.freeze()  # the bundle, torch and the compiled graphs live as long as the process: keep them out of every GC pass
     service.ready = True
     log.info("ready", extra={"model": service.bundle.name, "version": service.bundle.version, "warmup_calls": calls,
                              "cache": service.cache is not None})
