@@ -103,6 +103,7 @@ class Service:
     batcher: MicroBatcher  # model calls
     lookups: MicroBatcher | None  # cache reads (None without a cache)
     ready: bool = False
+    freeze_gc: bool = False  # gc.freeze() after warm-up: process-wide, so only a process that only serves asks for it
     background: set = field(default_factory=set)
 
     def cache_stats(self) -> dict[str, float]:
@@ -210,8 +211,9 @@ def _build_service(bundle_dir: str | Path, settings: Settings, compile: bool) ->
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     service: Service = app.state.service
     calls = service.predictor.warmup()
-    gc.collect()
-    gc.freeze()  # the bundle, torch and the compiled graphs live as long as the process: keep them out of every GC pass
+    if service.freeze_gc:  # the bundle, torch and the compiled graphs live as long as the process: no GC pass for them
+        gc.collect()
+        gc.freeze()
     service.ready = True
     log.info("ready", extra={"model": service.bundle.name, "version": service.bundle.version, "warmup_calls": calls,
                              "cache": service.cache is not None})
@@ -270,13 +272,16 @@ class InferenceApp(FastAPI):
         return ObserveMiddleware(shortcut, self.metrics)
 
 
-def create_app(bundle_dir: str | Path, settings: Settings | None = None, compile: bool = False) -> FastAPI:
+def create_app(bundle_dir: str | Path, settings: Settings | None = None, compile: bool = False,
+               freeze_gc: bool = False) -> FastAPI:
     """The inference app of the bundle at `bundle_dir`; raises `BundleIntegrityError` if it does not verify.
 
-    `compile=True` compiles the feature path during warm-up (see `Predictor`), before the app reports ready.
+    `compile=True` compiles the feature path during warm-up (see `Predictor`), before the app reports ready;
+    `freeze_gc=True` (`fusion serve`) then moves everything alive into `gc.freeze()`'s permanent generation.
     """
     settings = settings or Settings()
     service = _build_service(bundle_dir, settings, compile)
+    service.freeze_gc = freeze_gc
     b = service.bundle
     model_ref = {"name": b.name, "version": b.version}
     metrics = Metrics({"name": b.name, "version": b.version, "bundle_digest": b.digest,

@@ -73,7 +73,7 @@ def _worker_app(bundle: Path, settings, log_level: str, torch_threads: int, comp
 
     configure_logging(log_level)
     torch.set_num_threads(torch_threads)
-    return create_app(bundle, settings, compile=compile)
+    return create_app(bundle, settings, compile=compile, freeze_gc=True)  # this process only serves
 
 
 def token(
