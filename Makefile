@@ -60,7 +60,7 @@ pytest: install
 	$(BIN)/pytest -q -m "not image"
 
 test-image: install ## build the serving image with podman and verify it (root; .ci/run installs podman)
-	$(BIN)/pytest -q -m image tests/export
+	$(BIN)/pytest -q -m image tests/bundle
 
 lab: install ## JupyterLab with the project's kernel
 	$(BIN)/jupyter lab --notebook-dir=nbs

@@ -28,12 +28,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _report import table, write_json, write_section  # noqa: E402
 
-from fusion.bus.consume import Ledger, consume, kafka_consumer  # noqa: E402
-from fusion.bus.relay import KafkaPublisher, relay_pending  # noqa: E402
-from fusion.bus.worker import run_worker  # noqa: E402
+from fusion.events.consume import Ledger, consume, kafka_consumer  # noqa: E402
+from fusion.events.relay import KafkaPublisher, relay_pending  # noqa: E402
+from fusion.events.worker import run_worker  # noqa: E402
 from fusion.config import Settings  # noqa: E402
-from fusion.events import EventStore, make_event  # noqa: E402
-from tests.bus.conftest import Tansu  # noqa: E402  (the tests' broker starter)
+from fusion.events.store import EventStore, make_event  # noqa: E402
+from tests.events.conftest import Tansu  # noqa: E402  (the tests' broker starter)
 
 RELAY_TARGET, WORKER_TARGET = 5000.0, 1000.0
 LENGTH = 256  # samples per instance: 5.1 s at 50 Hz, three windows of the default spec
@@ -96,7 +96,7 @@ def rounded(instances: list[dict]) -> list[dict]:
 
 
 def bench_worker(broker: Tansu, m: int, k: int, latency_n: int, tmp: Path) -> tuple[list[list[object]], dict]:
-    from fusion.serving.bundle import load_bundle
+    from fusion.bundle.verify import load_bundle
     from tests.serving.fixtures import instances_of
 
     path, model, canonical, ids = make_bundle(tmp)

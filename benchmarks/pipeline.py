@@ -71,7 +71,7 @@ def one_run(dest: Path, env: dict) -> tuple[float, dict[str, float], float]:
     """Wall seconds of one `kedro run`, the node seconds its MLflow run recorded, and its CPU seconds."""
     from mlflow import MlflowClient
 
-    from fusion.events import EventStore
+    from fusion.events.store import EventStore
 
     cpu0, t0 = cpu_children(), time.perf_counter()
     res = subprocess.run([str(BIN / "kedro"), "run"], cwd=dest, env=env, capture_output=True, text=True)

@@ -35,7 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import table, write_json, write_section  # noqa: E402
 
-from fusion.export_commands import stop_group  # noqa: E402
+from fusion.commands.export import stop_group  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -201,8 +201,8 @@ def start(cmd: list[str], env: dict, ready_url: str) -> subprocess.Popen:
 
 
 def build_bundle(dest: Path) -> Path:
-    from fusion.model import load_model
-    from fusion.serving.bundle import write_manifest, write_model_files
+    from fusion.model.network import load_model
+    from fusion.bundle.verify import write_manifest, write_model_files
 
     weights = ROOT / "data" / "06_models" / "model.safetensors"
     if not weights.exists():
@@ -219,7 +219,7 @@ def save_pyfunc(bundle: Path, dest: Path) -> Path:
     "The bundle's weights as an MLflow pyfunc (models from code, no pickle), saved locally."
     import mlflow.pyfunc
 
-    from fusion.pyfunc import PYFUNC_CODE, WEIGHTS_ARTIFACT
+    from fusion.inference.pyfunc import PYFUNC_CODE, WEIGHTS_ARTIFACT
 
     path = dest / "pyfunc"
     mlflow.pyfunc.save_model(path, python_model=str(PYFUNC_CODE),

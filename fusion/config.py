@@ -7,15 +7,38 @@ Docs: https://fusion-dev.github.io/fusion/config.html.md"""
 # %% ../nbs/02_config.ipynb #320c0f69
 from __future__ import annotations
 
+import re
+import uuid
 from pathlib import Path
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .core import check_trace_id, find_project_root
-
 # %% auto #0
-__all__ = ['Settings']
+__all__ = ['find_project_root', 'new_trace_id', 'check_trace_id', 'Settings']
+
+# %% ../nbs/02_config.ipynb #decc9bcb
+def find_project_root(start: str | Path | None = None) -> Path:
+    "The nearest directory at or above `start` (default: cwd) whose pyproject.toml has a `[tool.kedro]` table."
+    here = Path(start or Path.cwd()).resolve()
+    for d in (here, *here.parents):
+        p = d / "pyproject.toml"
+        if p.exists() and "[tool.kedro]" in p.read_text(encoding="utf-8"):
+            return d
+    raise FileNotFoundError(f"no fusion project (pyproject.toml with [tool.kedro]) at or above {here}")
+
+# %% ../nbs/02_config.ipynb #3ca3d6bf
+_TRACE_RE = re.compile(r"^[0-9a-f]{32}$")
+
+def new_trace_id() -> str:
+    "A fresh random W3C trace id."
+    return uuid.uuid4().hex
+
+def check_trace_id(value: str) -> str:
+    "`value` if it is a valid W3C trace id, else a `ValueError` naming it."
+    if not _TRACE_RE.match(value or "") or set(value) == {"0"}:
+        raise ValueError(f"trace id must be 32 lowercase hex digits, not all zero; got {value!r}")
+    return value
 
 # %% ../nbs/02_config.ipynb #ab16644f
 def _default_root() -> Path:

@@ -5,9 +5,9 @@ Tracking and events live in hooks, never in nodes (see nbs/35_hooks.ipynb). The 
 
 from kedro.config import OmegaConfigLoader
 
-from fusion.bus.relay import RelayHooks
-from fusion.export_hooks import ExportHooks
-from fusion.hooks import EventHooks, RunContext, TrackingHooks
+from fusion.events.relay import RelayHooks
+from fusion.tracking.export import ExportHooks
+from fusion.tracking.hooks import EventHooks, RunContext, TrackingHooks
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {"base_env": "base", "default_run_env": "local"}

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from fusion.core import EXPERIMENT, TAG_SOURCE, TAG_TRACE, new_trace_id
-from fusion.events import EventStore
+from fusion.names import EXPERIMENT, TAG_SOURCE, TAG_TRACE
+from fusion.config import new_trace_id
+from fusion.events.store import EventStore
 
 from .test_pipeline_run import ROOT, make_project
 

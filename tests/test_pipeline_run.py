@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from fusion.core import EXPERIMENT, MODEL_NAME, PIPELINE_EVENTS, TAG_DATA_HASH, TAG_SOURCE, TAG_SPEC_DIGEST, TAG_TRACE
-from fusion.events import EventStore
+from fusion.names import EXPERIMENT, MODEL_NAME, PIPELINE_EVENTS, TAG_DATA_HASH, TAG_SOURCE, TAG_SPEC_DIGEST, TAG_TRACE
+from fusion.events.store import EventStore
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -93,7 +93,7 @@ def test_run_is_tracked_in_mlflow(project):
 @pytest.mark.slow
 def test_run_is_deterministic(project, tmp_path):
     """The same data and seed give the same metrics and weights in a second, independent project."""
-    from fusion.model import load_model
+    from fusion.model.network import load_model
 
     dest, _ = project
     env = make_project(tmp_path)

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from kedro.io import DataCatalog, DatasetError, MemoryDataset
 from kedro.runner import SequentialRunner
 
-from fusion.core import CLEAN, INGEST_REPORT, QUARANTINE, RAW
+from fusion.names import CLEAN, INGEST_REPORT, QUARANTINE, RAW
 from fusion.errors import DataValidationError
 from fusion.pipelines.ingest.nodes import describe_canonical, to_canonical
 from fusion.pipelines.ingest.pipeline import create_pipeline as ingest_pipeline

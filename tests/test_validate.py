@@ -16,7 +16,8 @@ import pytest  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from fusion.core import CANONICAL, run_in_memory  # noqa: E402
+from fusion.names import CANONICAL
+from fusion.pipelines.memory import run_in_memory
 from fusion.errors import DataValidationError  # noqa: E402
 from fusion.pipelines.ingest.nodes import to_canonical  # noqa: E402
 from fusion.pipelines.validate.nodes import report_validation, split_valid  # noqa: E402

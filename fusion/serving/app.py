@@ -26,9 +26,9 @@ from pydantic import BaseModel
 
 from fusion.config import Settings
 from fusion.errors import BundleIntegrityError, ConfigError, DataValidationError, FeatureSpecError, FusionError
-from fusion.predictor import MAX_SERIES_ID, Predictor
+from fusion.inference.predictor import MAX_SERIES_ID, Predictor
 from fusion.serving.auth import TokenVerifier
-from fusion.serving.bundle import Bundle, load_bundle
+from fusion.bundle.verify import Bundle, load_bundle
 from fusion.serving.cache import Cache, RedisCache, cache_key
 from fusion.serving.deps import (BEARER_SECURITY, ClaimsDep, PredictorDep, ServiceDep, SettingsDep,
                                  verify_authorization)

@@ -15,7 +15,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from fusion.config import Settings
-from fusion.predictor import Predictor
+from fusion.inference.predictor import Predictor
 from fusion.serving.auth import TokenVerifier, bearer_token
 from fusion.serving.cache import Cache
 

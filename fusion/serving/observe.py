@@ -20,7 +20,7 @@ import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram, Info
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from fusion.core import new_trace_id
+from fusion.config import new_trace_id
 
 __all__ = ["TRACE_ID", "parse_traceparent", "JsonFormatter", "configure_logging", "Metrics", "ObserveMiddleware"]
 

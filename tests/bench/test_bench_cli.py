@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from fusion.commands import app
+from fusion.commands.app import app
 
 RECORDER = """
 import json, os, sys

@@ -1,1 +1,1 @@
-"""Tests of the predictor and the inference service (fusion.predictor, fusion.serving)."""
+"""Tests of the predictor and the inference service (fusion.inference.predictor, fusion.serving)."""

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 
 from fusion.features import FeatureSpec, features_table
-from fusion.model import TrainedModel
+from fusion.model.network import TrainedModel
 from fusion.pipelines.train.nodes import fit_model, split_groups
-from fusion.predictor import Predictor
-from fusion.serving.bundle import write_manifest, write_model_files
+from fusion.inference.predictor import Predictor
+from fusion.bundle.verify import write_manifest, write_model_files
 
 ROOT = Path(__file__).resolve().parents[2]
 WATCH = ROOT / "data" / "01_raw" / "watch_long.parquet"

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from fusion.errors import BundleIntegrityError, DataValidationError
 from fusion.features import features_table
-from fusion.model import predict_series
-from fusion.predictor import Predictor, parse_body
-from fusion.serving.bundle import load_bundle, write_manifest
+from fusion.model.network import predict_series
+from fusion.inference.predictor import Predictor, parse_body
+from fusion.bundle.verify import load_bundle, write_manifest
 
 from .fixtures import CHANNELS, SPEC, instances_of
 

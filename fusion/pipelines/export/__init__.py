@@ -1,1 +1,1 @@
-"""The export pipeline: golden cases for the serving bundle (the bundle is written by fusion.export_hooks.ExportHooks)."""
+"""The export pipeline: golden cases for the serving bundle (the bundle is written by fusion.tracking.export.ExportHooks)."""

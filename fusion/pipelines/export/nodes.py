@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from ...export import golden_inputs, golden_predictions, select_golden
+from ...bundle.files import golden_inputs, golden_predictions, select_golden
 
 if TYPE_CHECKING:
-    from fusion.model import TrainedModel
+    from fusion.model.network import TrainedModel
 
 # %% auto #0
 __all__ = ['prepare_golden']

@@ -10,7 +10,7 @@ __all__ = ['create_pipeline']
 # %% ../../../nbs/42_export_pipeline_def.ipynb #d36a595d
 from kedro.pipeline import Pipeline, node, pipeline
 
-from ...core import CLEAN, GOLDEN_CASES, MODEL
+from ...names import CLEAN, GOLDEN_CASES, MODEL
 from .nodes import prepare_golden
 
 # %% ../../../nbs/42_export_pipeline_def.ipynb #f90bfcdc

@@ -10,7 +10,7 @@ __all__ = ['create_pipeline']
 # %% ../../../nbs/23_features_pipeline_def.ipynb #d28fb583
 from kedro.pipeline import Pipeline, node, pipeline
 
-from ...core import CLEAN, FEATURE_REPORT, FEATURES
+from ...names import CLEAN, FEATURE_REPORT, FEATURES
 from .nodes import compute_features, describe_features
 
 # %% ../../../nbs/23_features_pipeline_def.ipynb #fe7f8488

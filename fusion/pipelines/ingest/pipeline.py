@@ -10,7 +10,7 @@ __all__ = ['create_pipeline']
 # %% ../../../nbs/11_data_ingest_pipeline.ipynb #5124fc64
 from kedro.pipeline import Pipeline, node, pipeline
 
-from ...core import CANONICAL, INGEST_REPORT, RAW
+from ...names import CANONICAL, INGEST_REPORT, RAW
 from .nodes import describe_canonical, to_canonical
 
 # %% ../../../nbs/11_data_ingest_pipeline.ipynb #e0abf79e

@@ -18,7 +18,7 @@ from ...errors import ConfigError, DataValidationError
 if TYPE_CHECKING:  # Kedro imports every pipeline's nodes to list them: torch loads when a node runs
     import torch
 
-    from fusion.model import TrainedModel, WindowMLP
+    from fusion.model.network import TrainedModel, WindowMLP
 
 # %% auto #0
 __all__ = ['split_groups', 'fit_model', 'predict_split', 'evaluate_model', 'confusion_matrix', 'plot_confusion']
@@ -70,7 +70,7 @@ class _SeriesScorer:
             return float((sums.argmax(1) == self.truth).float().mean())
 
 def _new_network(x: torch.Tensor, n_classes: int, train: dict) -> WindowMLP:
-    from fusion.model import WindowMLP
+    from fusion.model.network import WindowMLP
 
     net = WindowMLP(x.shape[1], n_classes, list(train["hidden"]), float(train["dropout"]))
     net.feature_mean.copy_(x.mean(0))
@@ -95,7 +95,7 @@ def fit_model(feature_table: pd.DataFrame, split: dict, train: dict, feature_rep
     import torch
     from torch import nn
 
-    from fusion.model import TrainedModel
+    from fusion.model.network import TrainedModel
 
     names = [c for c in feature_table.columns if "__" in c]
     labels = sorted(feature_table["label"].astype(str).unique())
@@ -138,7 +138,7 @@ def _macro_f1(truth: pd.Series, pred: pd.Series, labels: list[str]) -> float:
 
 def predict_split(model: TrainedModel, feature_table: pd.DataFrame, split: dict) -> pd.DataFrame:
     "Series predictions for every series, with their truth and split part."
-    from fusion.model import predict_series
+    from fusion.model.network import predict_series
 
     pred = predict_series(model, feature_table)
     first = feature_table.groupby("series_id", sort=False).first()

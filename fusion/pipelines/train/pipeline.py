@@ -10,7 +10,7 @@ __all__ = ['create_pipeline']
 # %% ../../../nbs/32_train_pipeline.ipynb #cf93deab
 from kedro.pipeline import Pipeline, node, pipeline
 
-from ...core import CONFUSION_PLOT, FEATURE_REPORT, FEATURES, METRICS, MODEL
+from ...names import CONFUSION_PLOT, FEATURE_REPORT, FEATURES, METRICS, MODEL
 from .nodes import evaluate_model, fit_model, plot_confusion, predict_split, split_groups
 
 # %% ../../../nbs/32_train_pipeline.ipynb #1e916501

@@ -10,7 +10,7 @@ __all__ = ['create_pipeline']
 # %% ../../../nbs/13_data_validate_pipeline.ipynb #df7e5758
 from kedro.pipeline import Pipeline, node, pipeline
 
-from ...core import CANONICAL, CLEAN, QUARANTINE, VALIDATION_REPORT
+from ...names import CANONICAL, CLEAN, QUARANTINE, VALIDATION_REPORT
 from .nodes import profile_markdown, profile_plot, report_validation, split_valid
 
 # %% ../../../nbs/13_data_validate_pipeline.ipynb #f4a4171b

@@ -1,0 +1,99 @@
+"""`fusion serve` and `fusion token`: run the inference app of a bundle with uvicorn, mint a development token.
+
+`register(app)` adds them to the `fusion` command (and the export part's commands, when that module exists).
+Heavy imports stay inside the commands so `fusion --help` is quick. Documented in nbs/53_serving_app.ipynb.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = ["EXIT_BAD_BUNDLE", "EXIT_CONFIG", "serve", "token", "register"]
+
+EXIT_CONFIG = 2  # a setting is missing or unusable (e.g. no JWT key)
+EXIT_BAD_BUNDLE = 3  # the bundle does not match its MANIFEST
+
+
+def serve(
+    bundle: Annotated[Path, typer.Argument(help="bundle directory exported/<model>/<version>/")],
+    host: Annotated[str, typer.Option(help="interface to listen on (0.0.0.0 inside a container)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="worker processes (each loads and verifies the bundle)")] = 1,
+    log_level: Annotated[str, typer.Option(help="debug, info (one JSON line per request), warning, error")] = "info",
+    torch_threads: Annotated[int, typer.Option(help="torch threads per worker; 1 is fastest for small requests")] = 1,
+    compile: Annotated[bool, typer.Option("--compile/--no-compile", help="torch.compile the feature path at start "
+                                          "(≈ 3x faster features; needs a C++ compiler, else eager)")] = True,
+) -> None:
+    """Serve the bundle's model over HTTP: POST /v1/predict, GET /v1/model, /healthz, /readyz, /metrics, /docs.
+
+    Every file is checked against MANIFEST.json first; a bundle that does not match is refused (exit 3). Settings
+    come from FUSION_* variables: FUSION_JWT_SECRET or FUSION_JWT_PUBLIC_KEY (required), FUSION_REDIS_URL (optional
+    cache), FUSION_MAX_BODY_BYTES, FUSION_MAX_INSTANCES. SIGTERM drains in-flight requests, then exits.
+    """
+    import functools
+
+    import uvicorn
+
+    from fusion.errors import BundleIntegrityError, ConfigError, exit_on
+    from fusion.config import Settings
+    from fusion.serving.auth import TokenVerifier
+    from fusion.bundle.verify import load_bundle
+    from fusion.serving.observe import configure_logging
+
+    with exit_on("fusion serve: refusing to start", {BundleIntegrityError: EXIT_BAD_BUNDLE}):
+        found = load_bundle(bundle)
+    settings = Settings()
+    with exit_on("fusion serve", {ConfigError: EXIT_CONFIG}):
+        TokenVerifier.from_settings(settings)
+    configure_logging(log_level)
+    typer.echo(f"fusion serve: {found.name} {found.version} (bundle {found.digest[:12]}) on http://{host}:{port}",
+               err=True)
+    app_factory = functools.partial(_worker_app, found.root, settings, log_level, torch_threads, compile)
+    config = uvicorn.Config(app_factory, factory=True, host=host, port=port, workers=workers, log_config=None,
+                            log_level=log_level, access_log=False, timeout_graceful_shutdown=10, server_header=False,
+                            timeout_worker_healthcheck=120)  # a worker verifies the bundle and warms up first
+    server = uvicorn.Server(config)
+    if workers == 1:
+        server.run()
+    else:  # uvicorn.run() wants an import string for workers; the picklable factory does the same job
+        from uvicorn.supervisors import Multiprocess
+
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+
+
+def _worker_app(bundle: Path, settings, log_level: str, torch_threads: int, compile: bool):
+    "The app of one worker process (picklable for uvicorn's spawned workers): logging, torch threads, `create_app`."
+    import torch
+
+    from fusion.serving.app import create_app
+    from fusion.serving.observe import configure_logging
+
+    configure_logging(log_level)
+    torch.set_num_threads(torch_threads)
+    return create_app(bundle, settings, compile=compile, freeze_gc=True)  # this process only serves
+
+
+def token(
+    sub: Annotated[str, typer.Option(help="the subject (who the token is for)")],
+    ttl: Annotated[int, typer.Option(min=1, help="seconds until it expires")] = 3600,
+) -> None:
+    "Print a development HS256 token signed with FUSION_JWT_SECRET, with the configured aud and iss (the token alone)."
+    from fusion.config import Settings
+    from fusion.serving.auth import mint_token, read_key
+
+    settings = Settings()
+    secret = read_key(settings.jwt_secret)
+    if not secret:
+        typer.echo("fusion token: FUSION_JWT_SECRET is not set (tokens for RS256 come from your identity provider)",
+                   err=True)
+        raise typer.Exit(EXIT_CONFIG)
+    typer.echo(mint_token(secret, sub, settings.jwt_audience, settings.jwt_issuer, ttl))
+
+
+def register(app: typer.Typer) -> None:
+    "Add `serve` and `token` to the `fusion` command."
+    app.command("serve")(serve)
+    app.command("token")(token)

@@ -1,0 +1,1 @@
+"""Inference on a trained model: the Predictor, request decoding and validation, the MLflow pyfunc."""

@@ -1,0 +1,1 @@
+"""Every Kedro hook of a run: MLflow tracking, events, the export bundle, the relay."""

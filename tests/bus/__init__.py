@@ -1,1 +1,0 @@
-"""Tests of fusion.bus against a real Kafka-protocol broker (Tansu)."""

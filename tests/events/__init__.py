@@ -1,0 +1,1 @@
+"""Tests of fusion.events against a real Kafka-protocol broker (Tansu)."""
