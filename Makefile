@@ -62,8 +62,9 @@ pytest: install
 test-image: install ## build the serving image with podman and verify it (root; .ci/run installs podman)
 	$(BIN)/pytest -q -m image tests/bundle
 
-lab: install ## JupyterLab with the project's kernel
-	$(BIN)/jupyter lab --notebook-dir=nbs
+# Root (containers) must say --allow-root or JupyterLab refuses to start; notebooks open on the registered kernel "fusion".
+lab: install ## JupyterLab on nbs/ with the project's kernel "fusion" (as root too)
+	$(BIN)/jupyter lab --notebook-dir=nbs --MappingKernelManager.default_kernel_name=fusion $(if $(filter 0,$(shell id -u)),--allow-root)
 
 mlflow-ui: install ## the MLflow UI on the project's store
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000

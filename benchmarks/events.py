@@ -81,7 +81,7 @@ def bench_relay(broker: Tansu, n: int, tmp: Path) -> list[list[object]]:
 
 
 def make_bundle(tmp: Path):
-    from tests.serving.fixtures import canonical_slice, instances_of, train_model, write_bundle
+    from tests.support.models import canonical_slice, instances_of, train_model, write_bundle
 
     canonical = canonical_slice(512)
     model = train_model(canonical)
@@ -97,7 +97,7 @@ def rounded(instances: list[dict]) -> list[dict]:
 
 def bench_worker(broker: Tansu, m: int, k: int, latency_n: int, tmp: Path) -> tuple[list[list[object]], dict]:
     from fusion.bundle.verify import load_bundle
-    from tests.serving.fixtures import instances_of
+    from tests.support.models import instances_of
 
     path, model, canonical, ids = make_bundle(tmp)
     batches = [rounded(instances_of(canonical, [ids[(i * k + j) % len(ids)] for j in range(k)], length=LENGTH))

@@ -5,7 +5,7 @@
                                                      # (its own section, features-full, of docs/benchmarks.md)
 
 Every implementation sees the same synthetic sensor data (per-channel DC offsets up to 1e4 plus noise
-and spikes). Errors are `fusion.features.parity_error` against the float64 reference on a subsample.
+and spikes). Errors are `fusion.features.reference.parity_error` against the float64 reference on a subsample.
 The torch rows are timed interleaved, round after round, and each keeps its fastest round, so a busy
 machine slows every row alike; JAX runs after them (its idle worker threads spin and would slow the
 next row). fusion's torch row is its compiled path after `warmup` (what serving runs); the
@@ -30,8 +30,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import table, write_json, write_section  # noqa: E402
 
-from fusion.features import FeatureSpec, extract, parity_error, reference_extract, warmup  # noqa: E402
-from fusion.features import _extract_torch_eager as fusion_torch_eager  # noqa: E402
+from fusion.features.backends import CompileCache, Dispatcher, extract, warmup  # noqa: E402
+from fusion.features.reference import parity_error, reference_extract  # noqa: E402
+from fusion.features.spec import FeatureSpec  # noqa: E402
+
+EAGER = Dispatcher(CompileCache(min_samples=1 << 62))  # a dispatcher that never compiles: the eager torch path
 
 WINDOW, HOP, CHANNELS = 256, 128, 8
 OFFSETS = np.array([0.0, 1.0, 9.81, -50.0, 100.0, 1e3, 1e4, 0.5], np.float32)  # per-channel DC level
@@ -124,7 +127,7 @@ def cpu_rows(x: np.ndarray, rounds: int, tsfresh_series: int) -> list[dict]:
     path = warmup(spec, CHANNELS)  # what serving does before it reports ready
     notes["fusion torch (CPU)"] = f"{path}; warm-up {time.perf_counter() - start:.1f} s, excluded"
     fns["fusion torch (CPU)"] = lambda: extract(x, spec, backend="torch")
-    fns["fusion torch eager (CPU)"] = lambda: fusion_torch_eager(xt, spec)
+    fns["fusion torch eager (CPU)"] = lambda: EAGER.extract(xt, spec, backend="torch")
     notes["fusion torch eager (CPU)"] = "auto's path for small unwarmed calls"
     fns["naive torch unfold (one-pass)"] = lambda: naive_unfold(xt)
     try:

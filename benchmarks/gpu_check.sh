@@ -7,7 +7,7 @@
 # It writes to OUTDIR:
 #   env.txt              the card, driver and library versions
 #   imports.txt          which heavy platform modules importing the feature path loads (must be none)
-#   pytest.log           tests/kernels and tests/test_features.py with compiled kernels (no interpreter)
+#   pytest.log           tests/kernels and tests/features with compiled kernels (no interpreter)
 #   features_gpu.json    the full benchmark (CPU rows and the CUDA rows: GB/s, % of HBM peak and of D2D copy)
 #   features_gpu.md      the benchmark's markdown table, for docs/benchmarks.md
 #   benchmark.log        its output
@@ -34,16 +34,16 @@ unset TRITON_INTERPRET  # compiled kernels: the point of this check
 } > "$OUT/env.txt" 2>&1
 cat "$OUT/env.txt"
 
-"$PY" -c "import sys, fusion.features, fusion.kernels.window_stats
+"$PY" -c "import sys, fusion.features.backends, fusion.features.reference, fusion.kernels.window_stats
 print(sorted({'kedro', 'mlflow', 'fastapi', 'pandas'} & set(sys.modules)))" > "$OUT/imports.txt" 2>&1
 status=$?
 echo "platform modules loaded by the feature path: $(cat "$OUT/imports.txt")"
 
 # --noconftest: tests/conftest.py serves the data tests and imports pandas and SQLAlchemy; these two
-# files set up what they need themselves (hypothesis and pandas are optional, see tests/test_features.py).
+# folders set up what they need themselves (hypothesis and pandas are optional, see tests/features/).
 # PYTEST_DISABLE_PLUGIN_AUTOLOAD: whatever plugins the host's pytest has installed, none is needed here.
 PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 \
-"$PY" -m pytest tests/kernels tests/test_features.py -m "gpu or not gpu" --noconftest -p no:cacheprovider \
+"$PY" -m pytest tests/kernels tests/features -m "gpu or not gpu" --noconftest -p no:cacheprovider \
     -q -rs 2>&1 | tee "$OUT/pytest.log"
 tests=${PIPESTATUS[0]}
 [[ $status -eq 0 ]] && status=$tests

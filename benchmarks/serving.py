@@ -23,7 +23,6 @@ import asyncio
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,7 +34,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import table, write_json, write_section  # noqa: E402
 
-from fusion.commands.export import stop_group  # noqa: E402
+from fusion.bundle.standalone import stop_group  # noqa: E402
+from fusion.config import free_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -166,12 +166,6 @@ def run_load(target: dict, mode: str, duration: float, rate: float = 0.0) -> dic
 
 # --- servers -----------------------------------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_http(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
     import httpx
     deadline = time.monotonic() + timeout
@@ -201,18 +195,23 @@ def start(cmd: list[str], env: dict, ready_url: str) -> subprocess.Popen:
 
 
 def build_bundle(dest: Path) -> Path:
-    from fusion.model.network import load_model
-    from fusion.bundle.verify import write_manifest, write_model_files
+    "The production bundle of data/06_models/model.safetensors, through the one writer (golden: the bench instance)."
+    from fusion.bundle.package import SERVING_REQUIREMENTS, build_wheel, installed_distributions, lock_closure, lock_text
+    from fusion.bundle.write import bundle_files, write_bundle
+    from fusion.inference.predictor import Predictor
+    from fusion.model.network import load_model_bytes
 
     weights = ROOT / "data" / "06_models" / "model.safetensors"
     if not weights.exists():
         sys.exit(f"no trained model at {weights}: run `kedro run` first, or pass --bundle")
-    model = load_model(weights)
-    root = dest / "fusion-classifier" / "bench"
-    root.mkdir(parents=True)
-    write_model_files(model, root)
-    write_manifest(root, "fusion-classifier", "bench", feature_spec_digest=model.config["feature_spec_digest"])
-    return root
+    raw = weights.read_bytes()
+    model = load_model_bytes(raw, str(weights))
+    inputs = json.loads(instance_body())
+    provenance = {"model_version": "bench", "mlflow_run_id": "bench", "feature_spec_digest": model.config["feature_spec_digest"]}
+    lock = lock_text(lock_closure(SERVING_REQUIREMENTS, installed_distributions()))
+    golden = [{**p, "cached": False} for p in Predictor(model).predict(inputs["instances"])]
+    files = bundle_files(model, inputs, golden, provenance, build_wheel(), lock, weights=raw)
+    return write_bundle(files, dest / "fusion-classifier" / "bench")
 
 
 def save_pyfunc(bundle: Path, dest: Path) -> Path:

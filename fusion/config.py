@@ -7,7 +7,10 @@ Docs: https://fusion-dev.github.io/fusion/config.html.md"""
 # %% ../nbs/02_config.ipynb #320c0f69
 from __future__ import annotations
 
+import os
 import re
+import socket
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -15,7 +18,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # %% auto #0
-__all__ = ['find_project_root', 'new_trace_id', 'check_trace_id', 'Settings']
+__all__ = ['find_project_root', 'git_commit', 'new_trace_id', 'check_trace_id', 'Settings', 'free_port']
 
 # %% ../nbs/02_config.ipynb #decc9bcb
 def find_project_root(start: str | Path | None = None) -> Path:
@@ -26,6 +29,17 @@ def find_project_root(start: str | Path | None = None) -> Path:
         if p.exists() and "[tool.kedro]" in p.read_text(encoding="utf-8"):
             return d
     raise FileNotFoundError(f"no fusion project (pyproject.toml with [tool.kedro]) at or above {here}")
+
+# %% ../nbs/02_config.ipynb #1e023355
+def git_commit(path: Path) -> str:
+    "The commit checked out at `path` (with `-dirty` when files differ), or `unknown` outside git."
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=path,
+                               capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "") if sha.returncode == 0 else "unknown"
 
 # %% ../nbs/02_config.ipynb #3ca3d6bf
 _TRACE_RE = re.compile(r"^[0-9a-f]{32}$")
@@ -54,6 +68,7 @@ class Settings(BaseSettings):
 
     project_root: Path = Field(default_factory=_default_root)  # where relative defaults resolve
     mlflow_tracking_uri: str = "sqlite:///mlflow.db"  # relative sqlite paths resolve against project_root
+    mlflow_telemetry: bool = False  # MLflow's usage telemetry reaches the network: off unless FUSION_MLFLOW_TELEMETRY=true
     events_db: Path = Path("data/events.db")  # SQLite event store and outbox
     trace_id: str | None = None  # continue this trace instead of starting a new one
     # events and Kafka
@@ -82,7 +97,20 @@ class Settings(BaseSettings):
             return prefix + str((self.project_root / uri[len(prefix):]).resolve())
         return uri
 
+    def configure_mlflow(self) -> str:
+        "Set MLflow up for this process (its usage telemetry off unless `mlflow_telemetry`); the tracking URI to use."
+        if not self.mlflow_telemetry:  # MLflow's own switch, read at each call it would report
+            os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+        return self.resolved_tracking_uri()
+
     def resolved_events_db(self) -> Path:
         "The event store path, absolute."
         p = self.events_db
         return p if p.is_absolute() else (self.project_root / p).resolve()
+
+# %% ../nbs/02_config.ipynb #b777b2f2
+def free_port(host: str = "127.0.0.1") -> int:
+    "A TCP port on `host` that nothing listens on now."
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]

@@ -11,7 +11,10 @@ from __future__ import annotations
 __all__ = ['RAW', 'CANONICAL', 'INGEST_REPORT', 'CLEAN', 'QUARANTINE', 'VALIDATION_REPORT', 'FEATURES', 'FEATURE_REPORT', 'MODEL',
            'METRICS', 'CONFUSION_PLOT', 'GOLDEN_CASES', 'DATA_READY', 'DATA_VALIDATED', 'FEATURES_READY',
            'MODEL_TRAINED', 'INFERENCE_REQUESTED', 'INFERENCE_COMPLETED', 'PIPELINE_EVENTS', 'EXPERIMENT', 'MODEL_NAME',
-           'TAG_SOURCE', 'TAG_TRACE', 'TAG_COMMIT', 'TAG_DATA_HASH', 'TAG_SPEC_DIGEST', 'TAG_PYFUNC', 'TAG_BUNDLE']
+           'TAG_SOURCE', 'TAG_TRACE', 'TAG_COMMIT', 'TAG_DATA_HASH', 'TAG_SPEC_DIGEST', 'TAG_PYFUNC', 'TAG_BUNDLE',
+           'METRIC_REQUESTS', 'METRIC_LATENCY', 'METRIC_CACHE_HITS', 'METRIC_CACHE_MISSES', 'METRIC_CACHE_ERRORS',
+           'METRIC_CACHE_ENABLED', 'METRIC_CACHE_BREAKER_OPEN', 'METRIC_PREDICTIONS', 'METRIC_BATCH_SERIES',
+           'METRIC_MODEL_INFO']
 
 # %% ../nbs/00_names.ipynb #bd565e73
 RAW = "raw_samples"  # the source, any kedro-datasets pandas dataset
@@ -45,3 +48,15 @@ TAG_DATA_HASH = "fusion.data_hash"
 TAG_SPEC_DIGEST = "fusion.feature_spec_digest"
 TAG_PYFUNC = "fusion.pyfunc_uri"  # runs:/<run_id>/pyfunc URI of the logged pyfunc
 TAG_BUNDLE = "fusion.bundle"  # where the run's export bundle was written
+
+# %% ../nbs/00_names.ipynb #e80f42ca
+METRIC_REQUESTS = "fusion_http_requests_total"  # counter, labels route, method, status
+METRIC_LATENCY = "fusion_http_request_duration_seconds"  # histogram, label route
+METRIC_CACHE_HITS = "fusion_cache_hits_total"  # counter
+METRIC_CACHE_MISSES = "fusion_cache_misses_total"  # counter
+METRIC_CACHE_ERRORS = "fusion_cache_errors_total"  # counter
+METRIC_CACHE_ENABLED = "fusion_cache_enabled"  # gauge: 1 when a Redis cache is configured
+METRIC_CACHE_BREAKER_OPEN = "fusion_cache_breaker_open"  # gauge: 1 while the cache's circuit breaker is not closed
+METRIC_PREDICTIONS = "fusion_predictions_total"  # counter, label cached ("true" | "false")
+METRIC_BATCH_SERIES = "fusion_batch_series"  # histogram: series per model call (micro-batches)
+METRIC_MODEL_INFO = "fusion_model_info"  # info (prometheus_client adds the _info): name, version, bundle digests

@@ -1,20 +1,16 @@
-"""Kedro project settings: the hooks that track runs in MLflow and record events.
+"""Kedro project settings: the hooks that track runs in MLflow, write the serving bundle, record and relay events.
 
-Tracking and events live in hooks, never in nodes (see nbs/35_hooks.ipynb). The hooks share one RunContext; ExportHooks writes the serving bundle once tracking has registered the model.
+Tracking and events live in hooks, never in nodes (see nbs/34_tracking_run.ipynb and nbs/35_tracking_hooks.ipynb).
+`project_hooks()` gives the four hooks one fresh shared `Runs`; each waits on what it needs from the others (the
+registered model, the bundle, the recorded events), so the order Kedro calls them in does not matter.
 """
 
 from kedro.config import OmegaConfigLoader
 
-from fusion.events.relay import RelayHooks
-from fusion.tracking.export import ExportHooks
-from fusion.tracking.hooks import EventHooks, RunContext, TrackingHooks
+from fusion.tracking.hooks import project_hooks
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {"base_env": "base", "default_run_env": "local"}
 
-_RUN = RunContext()
-# Order matters: Kedro calls the last registered first. Tracking registers the model (tryfirst), export writes the bundle,
-# EventHooks records ModelTrained (trylast, registered after RelayHooks so it runs before it), then RelayHooks drains the
-# outbox to Kafka when a broker is configured.
-HOOKS = (TrackingHooks(_RUN), ExportHooks(_RUN), RelayHooks(), EventHooks(_RUN))
+HOOKS = project_hooks()
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro-viz", "kedro-telemetry")

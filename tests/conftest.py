@@ -1,4 +1,4 @@
-"""Shared fixtures for the fusion tests."""
+"""Shared fixtures for the fusion tests (shared helpers that are not fixtures live in tests/support/)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 import yaml
+
+from tests.support.models import canonical_slice, instances_of, train_model, write_bundle
+from tests.support.project import ExportedRun, run_default_pipeline
 
 # --- data sources: real sample data, PostgreSQL, a local HTTP server ------------------------------
 # Used by test_sources.py, test_validate.py and test_other_dataset.py.
@@ -121,3 +124,32 @@ def http_server(tmp_path_factory: pytest.TempPathFactory):
     thread.join(timeout=5)
 
 # --- end of the data-source fixtures -------------------------------------------------------------
+
+
+# --- the default run: one real `kedro run` for the whole session ---------------------------------
+
+@pytest.fixture(scope="session")
+def exported_run(tmp_path_factory) -> ExportedRun:
+    "The default pipeline (ingest → … → train → export), run once for the session in a fresh project copy."
+    return run_default_pipeline(tmp_path_factory.mktemp("export_project"))
+
+
+# --- a quickly trained model and its bundle: the serving, inference and events tests ----------------------
+
+@pytest.fixture(scope="session")
+def canonical():
+    "The first 512 samples of every series of the real data (do not mutate)."
+    return canonical_slice()
+
+
+@pytest.fixture(scope="session")
+def model(canonical):
+    "A classifier trained for a few epochs on `canonical`, through the training node."
+    return train_model(canonical)
+
+
+@pytest.fixture(scope="session")
+def bundle_dir(model, canonical, tmp_path_factory) -> Path:
+    "The production bundle of `model`, written once per session through the one writer (do not tamper: copy it)."
+    ids = list(canonical["series_id"].unique()[:6])
+    return write_bundle(model, tmp_path_factory.mktemp("exported") / "fusion-classifier" / "1", instances_of(canonical, ids))

@@ -1,16 +1,18 @@
-"""`fusion image base|build|verify`: the bundle's serving image, built and checked for real with Podman (or Docker).
+"""The bundle's serving image, built and checked for real with Podman (or Docker): the logic behind `fusion image`.
 
-The build needs no network: `fusion image build` gathers a wheelhouse for the lock into the build context (a copy
-of the bundle), and the Dockerfile installs from it with `pip --no-index`. Registries are out of reach on these
-machines, so `fusion image base` makes a Debian bookworm base with debootstrap (`localhost/fusion-base:bookworm`).
-Podman runs here as root with vfs storage, chroot isolation and runc (crun fails on these cgroups), and with a
-containers.conf that sets no default ulimits (raising RLIMIT_NOFILE is refused). Documented in
-nbs/46_export_walkthrough.ipynb.
+Every function takes a `Bundle` that `fusion.bundle.verify.load_bundle` has verified: the build context is written
+from its verified bytes (never copied from the directory), and the HTTP checks use its verified golden cases. The
+build needs no network: `build_image` gathers a wheelhouse for the lock into the context, and the Dockerfile installs
+from it with `pip --no-index`. Registries are out of reach on these machines, so `make_base` makes a Debian bookworm
+base with debootstrap (`localhost/fusion-base:bookworm`). Podman runs here as root with vfs storage, chroot isolation
+and runc (crun fails on these cgroups), and with a containers.conf that sets no default ulimits (raising
+RLIMIT_NOFILE is refused). A program that is not installed is named, with the way to install it
+(`MissingToolError`). Hand-written (it drives podman); documented in nbs/46_bundle_standalone.ipynb; the commands
+are in `fusion.commands.image`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -19,25 +21,44 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING
 
-import typer
+from fusion.bundle.layout import GOLDEN_INPUTS, GOLDEN_OUTPUTS, LOCK, WHEELHOUSE
+from fusion.bundle.standalone import VerifyReport, http_checks, wait_ready
+from fusion.bundle.write import write_bundle
+from fusion.errors import MissingToolError
 
-__all__ = ["BASE_IMAGE", "TARGET_PYTHON", "podman", "image_ref", "gather_wheelhouse", "make_base", "build_image",
-           "image_exists", "verify_image", "app", "register"]
+if TYPE_CHECKING:
+    from fusion.bundle.verify import Bundle
+
+__all__ = ["BASE_IMAGE", "TARGET_PYTHON", "INSTALL_HINTS", "require", "podman", "image_ref",
+           "gather_wheelhouse", "make_base", "build_image", "image_exists", "verify_image"]
 
 BASE_IMAGE = "localhost/fusion-base:bookworm"  # made by `fusion image base`
 TARGET_PYTHON = "3.11.2"  # bookworm's python3: wheels and markers are chosen for it
+INSTALL_HINTS = {  # how to get each program the image commands run
+    "podman": "`apt-get install podman runc` as root",
+    "runc": "`apt-get install podman runc` as root",
+    "debootstrap": "`apt-get install debootstrap` as root",
+    "docker": "Docker Engine (https://docs.docker.com/engine/install/), or use the default --engine podman",
+}
 _CONF = "[containers]\ndefault_ulimits = []\n"
 _ENV_CONF = Path(tempfile.gettempdir()) / "fusion-containers.conf"
 
-app = typer.Typer(help="Build and verify the serving image of a bundle (Podman, or Docker with --engine docker).",
-                  no_args_is_help=True)
+
+def require(*tools: str) -> None:
+    "`MissingToolError` naming each of `tools` that is not on PATH, and how to install it."
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        hints = "; ".join(dict.fromkeys(INSTALL_HINTS.get(t, f"install {t}") for t in missing))
+        raise MissingToolError(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed "
+                               f"(not found on PATH); install: {hints}")
 
 
 def podman(*args: str, engine: str = "podman", timeout: float = 1800, check: bool = True,
            capture: bool = True) -> subprocess.CompletedProcess:
     "Run podman with the flags that work on these machines (vfs storage, no default ulimits), or docker as is."
+    require(engine)
     if engine == "docker":
         cmd, env = ["docker", *args], None
     else:
@@ -50,15 +71,9 @@ def podman(*args: str, engine: str = "podman", timeout: float = 1800, check: boo
     return res
 
 
-def image_ref(bundle: Path) -> str:
-    "`localhost/<model>:<version>-<first 12 hex of the MANIFEST's sha256>`: one image per bundle content."
-    import hashlib
-
-    from fusion.bundle.files import MANIFEST
-
-    man = json.loads((bundle / MANIFEST).read_text())
-    digest = hashlib.sha256((bundle / MANIFEST).read_bytes()).hexdigest()[:12]
-    return f"localhost/{man['model']['name']}:{man['model']['version']}-{digest}"
+def image_ref(bundle: Bundle) -> str:
+    "`localhost/<model>:<version>-<first 12 hex of the bundle digest>`: one image per bundle content."
+    return f"localhost/{bundle.name}:{bundle.version}-{bundle.digest[:12]}"
 
 
 def gather_wheelhouse(lock: Path, dest: Path, python_version: str = TARGET_PYTHON) -> list[str]:
@@ -82,6 +97,7 @@ def gather_wheelhouse(lock: Path, dest: Path, python_version: str = TARGET_PYTHO
 
 def make_base(ref: str = BASE_IMAGE, engine: str = "podman") -> str:
     "A Debian bookworm minbase with python3, venv and CA certificates (debootstrap, ~40 s, needs root), as `ref`."
+    require("debootstrap", engine)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "rootfs"
         res = subprocess.run(["debootstrap", "--variant=minbase", "--include=python3,python3-venv,ca-certificates",
@@ -101,15 +117,12 @@ def image_exists(ref: str, engine: str = "podman") -> bool:
     return podman("image", "inspect", ref, engine=engine, check=False).returncode == 0
 
 
-def build_image(bundle: Path, base_image: str | None = None, ref: str | None = None, engine: str = "podman") -> str:
-    "Build the serving image of `bundle` from a copy of it plus a gathered wheelhouse, without network; its ref."
-    from fusion.bundle.files import LOCK, WHEELHOUSE, check_bundle
-
-    bundle = bundle.resolve()
-    check_bundle(bundle)
+def build_image(bundle: Bundle, base_image: str | None = None, ref: str | None = None, engine: str = "podman") -> str:
+    "Build the serving image of the verified `bundle` from its bytes plus a gathered wheelhouse, offline; its ref."
+    require(engine)  # before anything is written or downloaded
     ref = ref or image_ref(bundle)
     with tempfile.TemporaryDirectory() as tmp:
-        ctx = Path(shutil.copytree(bundle, Path(tmp) / "ctx"))
+        ctx = write_bundle(bundle.data, Path(tmp) / "ctx")  # the verified bytes, not whatever the directory holds now
         gather_wheelhouse(ctx / LOCK, ctx / WHEELHOUSE)
         build_args = ["--build-arg", f"BASE_IMAGE={base_image}"] if base_image else []
         # --layers=false: with vfs storage every cached layer is a full copy of the image (GBs, minutes)
@@ -126,17 +139,16 @@ def _dangling(engine: str) -> set[str]:
     return set(podman("images", "-q", "--filter", "dangling=true", engine=engine).stdout.split())
 
 
-def verify_image(bundle: Path, ref: str, engine: str = "podman"):
+def verify_image(bundle: Bundle, ref: str, engine: str = "podman") -> VerifyReport:
     "Run `ref` on a free loopback port and run the golden, 401 and 413 checks over HTTP against it."
     import secrets
 
-    from fusion.config import Settings
-    from fusion.commands.export import VerifyReport, free_port, http_checks, wait_ready
+    from fusion.config import Settings, free_port
     from fusion.serving.auth import mint_token
 
-    bundle = bundle.resolve()
-    report = VerifyReport(str(bundle))
-    settings = Settings(project_root=bundle)
+    require(engine, *(["runc"] if engine == "podman" else []))
+    report = VerifyReport(str(bundle.root))
+    settings = Settings(project_root=bundle.root)
     port, secret = free_port(), secrets.token_hex(32)
     name = f"fusion-verify-{port}"
     net = ["--runtime", "runc", "--network", "host"] if engine == "podman" else ["-p", f"127.0.0.1:{port}:{port}"]
@@ -156,57 +168,10 @@ def verify_image(bundle: Path, ref: str, engine: str = "podman"):
         user = podman("exec", name, "id", "-u", engine=engine, check=False).stdout.strip()
         token = mint_token(secret, "fusion-image-verify", settings.jwt_audience, settings.jwt_issuer, 600)
         limit = Settings.model_fields["max_body_bytes"].default
-        report.cases, report.problems = http_checks(f"http://127.0.0.1:{port}", bundle, token, limit)
+        report.cases, report.problems = http_checks(f"http://127.0.0.1:{port}", bundle.json(GOLDEN_INPUTS),
+                                                    bundle.json(GOLDEN_OUTPUTS), token, limit)
         if user in ("", "0"):
             report.problems.append(f"the container runs as uid {user or '?'}, expected a non-root user")
     finally:
         podman("stop", "-t", "10", name, engine=engine, check=False)
     return report
-
-
-EngineOption = Annotated[str, typer.Option("--engine", help="podman (default) or docker")]
-
-
-@app.command("base")
-def base(ref: Annotated[str, typer.Option(help="tag of the base image")] = BASE_IMAGE, engine: EngineOption = "podman"):
-    "Make a local Debian bookworm base image (python3, venv, CA certificates) with debootstrap; needs root."
-    typer.echo(make_base(ref, engine))
-
-
-@app.command("build")
-def build(
-    bundle: Annotated[Path, typer.Argument(help="bundle directory exported/<model>/<version>/")],
-    base_image: Annotated[str | None, typer.Option(help="BASE_IMAGE build argument (default: the Dockerfile's "
-                                                        "python:3.11-slim)")] = None,
-    engine: EngineOption = "podman",
-) -> None:
-    "Build the serving image of BUNDLE (no network during the build) and print its reference."
-    from fusion.errors import exit_on
-    from fusion.commands.export import EXIT_ENVIRONMENT
-
-    with exit_on("fusion image build", {RuntimeError: EXIT_ENVIRONMENT}):
-        typer.echo(build_image(bundle, base_image, engine=engine))
-
-
-@app.command("verify")
-def verify(
-    bundle: Annotated[Path, typer.Argument(help="bundle directory exported/<model>/<version>/")],
-    base_image: Annotated[str | None, typer.Option(help="BASE_IMAGE when the image must be built")] = None,
-    engine: EngineOption = "podman",
-    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
-) -> None:
-    "Build the image if needed, run it on a free loopback port, and check golden cases, 401 and 413 against it."
-    from fusion.errors import exit_on
-    from fusion.commands.export import EXIT_ENVIRONMENT, _report
-
-    with exit_on("image verify: FAIL", {(RuntimeError, subprocess.TimeoutExpired): EXIT_ENVIRONMENT}):
-        ref = image_ref(bundle.resolve())
-        if not image_exists(ref, engine):
-            ref = build_image(bundle, base_image, ref, engine)
-        report = verify_image(bundle, ref, engine)
-    _report(report, "image verify", as_json)
-
-
-def register(parent: typer.Typer) -> None:
-    "Add `fusion image base|build|verify`."
-    parent.add_typer(app, name="image")

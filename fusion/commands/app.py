@@ -16,11 +16,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .exits import ExitCode, exit_codes_help
 from ..config import Settings
 from ..events.store import PAYLOADS, EventStore
 
 app = typer.Typer(name="fusion", help="fusion: multichannel sensor time-series, from notebook to production.",
-                  no_args_is_help=True, add_completion=False)
+                  epilog=exit_codes_help(), no_args_is_help=True, add_completion=False)
 
 @app.callback()
 def main() -> None:
@@ -30,7 +31,8 @@ def main() -> None:
 __all__ = ['app', 'COMMAND_MODULES', 'main', 'events']
 
 # %% ../../nbs/70_commands_app.ipynb #4e367a6f
-COMMAND_MODULES = ("fusion.commands.export", "fusion.commands.serve", "fusion.commands.bus", "fusion.commands.bench")
+COMMAND_MODULES = ("fusion.commands.export", "fusion.commands.image", "fusion.commands.serve", "fusion.commands.bus",
+                   "fusion.commands.bench")
 
 def _register_parts(app: typer.Typer) -> None:
     "Add the commands of every part listed in `COMMAND_MODULES` that is installed."
@@ -67,7 +69,7 @@ def events(
     path = db or Settings().resolved_events_db()
     if not path.exists():
         typer.echo(f"no event store at {path}: run `kedro run` first", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
     found = EventStore(path).events(trace_id=trace, type=type)
     if as_json:
         for e in found:
@@ -78,4 +80,4 @@ def events(
             table.add_row(e.occurred_at.strftime("%Y-%m-%d %H:%M:%S"), e.type, e.trace_id, _summary(e.payload))
         Console(width=200).print(table)
     if not found:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)

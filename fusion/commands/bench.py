@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from .exits import ExitCode, exit_on
 from ..config import find_project_root
 
 # %% auto #0
@@ -41,12 +42,9 @@ bench_app = typer.Typer(name="bench", no_args_is_help=True,
 
 
 def _run(name: str, quick: bool, json_path: Path | None) -> None:
-    try:
+    with exit_on(f"fusion bench {name}", {FileNotFoundError: ExitCode.CONFIG}):  # no project, or no script
         root = find_project_root()
         argv = benchmark_argv(name, root, quick=quick, json_path=json_path)
-    except FileNotFoundError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from e
     raise typer.Exit(subprocess.run(argv, cwd=root).returncode)
 
 

@@ -11,9 +11,10 @@ from typing import Annotated
 
 import typer
 
+from fusion.commands.exits import ExitCode, exit_on
+
 __all__ = ["register", "relay", "trigger", "worker", "lineage"]
 
-EXIT_PUBLISH = 3  # the broker refused or did not answer: events stay in the outbox
 DbOption = Annotated[Path | None, typer.Option("--db", help="event store (default: FUSION_EVENTS_DB or data/events.db)")]
 
 
@@ -32,16 +33,15 @@ def relay(
 ) -> None:
     """Publish pending outbox events to Kafka (FUSION_KAFKA_BOOTSTRAP), marking each relayed once acknowledged.
 
-    Exit codes: 0 relayed (or no broker configured: events wait), 3 the broker refused or did not answer.
+    Exit codes: 0 relayed (or no broker configured: events wait), 5 the broker refused or did not answer (BROKER).
     """
     from fusion.events.relay import run_relay
-    from fusion.errors import EventPublishError, exit_on
 
     settings = _settings(db)
     if not settings.kafka_bootstrap:
         typer.echo("no broker configured (FUSION_KAFKA_BOOTSTRAP is unset): events wait in the outbox", err=True)
         return
-    with exit_on("relay stopped", {EventPublishError: EXIT_PUBLISH}):
+    with exit_on("relay stopped"):
         stats = run_relay(settings, once=once, poll_s=poll, batch=batch)
     if as_json:
         typer.echo(json.dumps({"relayed": stats.relayed, "batches": stats.batches, "topics": stats.topics,
@@ -63,13 +63,12 @@ def trigger(
 ) -> None:
     """Consume DataReady events from Kafka and run validate → features → train (→ export) under each event's trace id.
 
-    Exit codes: 0 done, 2 bad configuration (no broker, missing pipelines), 3 the broker failed.
+    Exit codes: 0 done, 2 bad configuration (no broker, no project, missing pipelines), 5 the broker failed.
     """
-    from fusion.events.trigger import parse_params, run_trigger
     from fusion.config import find_project_root
-    from fusion.errors import ConfigError, EventPublishError, exit_on
+    from fusion.events.trigger import parse_params, run_trigger
 
-    with exit_on("fusion trigger", {(ConfigError, FileNotFoundError): 2, EventPublishError: EXIT_PUBLISH}):
+    with exit_on("fusion trigger", {FileNotFoundError: ExitCode.CONFIG}):
         root = find_project_root(project)
         stats = run_trigger(_settings(db, project_root=root), root, group=group, env=env,
                             params=parse_params(params or []), max_events=max_events, idle_timeout_s=idle_timeout)
@@ -89,12 +88,11 @@ def worker(
 ) -> None:
     """Answer InferenceRequested events with the bundle's model; publish InferenceCompleted under the same trace id.
 
-    Exit codes: 0 done, 2 bad configuration or a bundle that fails verification, 3 the broker failed.
+    Exit codes: 0 done, 2 bad configuration, 3 a bundle that does not match its MANIFEST, 5 the broker failed.
     """
     from fusion.events.worker import run_worker
-    from fusion.errors import BundleIntegrityError, ConfigError, EventPublishError, exit_on
 
-    with exit_on("fusion worker", {(ConfigError, BundleIntegrityError): 2, EventPublishError: EXIT_PUBLISH}):
+    with exit_on("fusion worker"):
         stats, published = run_worker(bundle, _settings(db), group=group, max_events=max_events,
                                       idle_timeout_s=idle_timeout)
     counts = {"answered": stats.handled, "published": published, "duplicates": stats.duplicates,
@@ -132,7 +130,7 @@ def lineage(
 ) -> None:
     """Where a run or a model version came from: data hash → validation → feature spec → MLflow run → model → bundle, predictions.
 
-    Exit codes: 0 found, 1 unknown trace or model version, 2 not a trace id or name:version.
+    Exit codes: 0 found, 1 unknown trace or model version (FAILED), 2 not a trace id or name:version.
     """
     from fusion.events.lineage import Lineage, lookup, parse_ref
     from fusion.errors import ConfigError
@@ -146,13 +144,13 @@ def lineage(
     path = settings.resolved_events_db()
     if not path.exists():
         typer.echo(f"no event store at {path}: run `kedro run` first", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
     store, projection = EventStore(path), Lineage(path)
     projection.rebuild(store) if rebuild else projection.update(store)
     chain = lookup(projection, ref, exported=settings.project_root / "exported")
     if chain is None:
         typer.echo(f"no lineage for {ref!r} in {path}", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
     typer.echo(json.dumps(chain, indent=1)) if as_json else _print_chain(chain)
 
 

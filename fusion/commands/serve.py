@@ -1,4 +1,5 @@
-"""`fusion serve` and `fusion token`: run the inference app of a bundle with uvicorn, mint a development token.
+"""`fusion serve`, `fusion token` and `fusion example-body`: serve a bundle with uvicorn, mint a development token,
+print a small request body to try it with.
 
 `register(app)` adds them to the `fusion` command (and the export part's commands, when that module exists).
 Heavy imports stay inside the commands so `fusion --help` is quick. Documented in nbs/53_serving_app.ipynb.
@@ -11,10 +12,9 @@ from typing import Annotated
 
 import typer
 
-__all__ = ["EXIT_BAD_BUNDLE", "EXIT_CONFIG", "serve", "token", "register"]
+from fusion.commands.exits import ExitCode, exit_on
 
-EXIT_CONFIG = 2  # a setting is missing or unusable (e.g. no JWT key)
-EXIT_BAD_BUNDLE = 3  # the bundle does not match its MANIFEST
+__all__ = ["serve", "token", "example_body", "register"]
 
 
 def serve(
@@ -29,7 +29,8 @@ def serve(
 ) -> None:
     """Serve the bundle's model over HTTP: POST /v1/predict, GET /v1/model, /healthz, /readyz, /metrics, /docs.
 
-    Every file is checked against MANIFEST.json first; a bundle that does not match is refused (exit 3). Settings
+    Every file is checked against MANIFEST.json first; a bundle that does not match is refused (exit 3, BAD_BUNDLE);
+    a missing or unusable key ends with exit 2 (CONFIG). Settings
     come from FUSION_* variables: FUSION_JWT_SECRET or FUSION_JWT_PUBLIC_KEY (required), FUSION_REDIS_URL (optional
     cache), FUSION_MAX_BODY_BYTES, FUSION_MAX_INSTANCES. SIGTERM drains in-flight requests, then exits.
     """
@@ -37,16 +38,15 @@ def serve(
 
     import uvicorn
 
-    from fusion.errors import BundleIntegrityError, ConfigError, exit_on
+    from fusion.bundle.verify import load_bundle
     from fusion.config import Settings
     from fusion.serving.auth import TokenVerifier
-    from fusion.bundle.verify import load_bundle
     from fusion.serving.observe import configure_logging
 
-    with exit_on("fusion serve: refusing to start", {BundleIntegrityError: EXIT_BAD_BUNDLE}):
+    with exit_on("fusion serve: refusing to start"):
         found = load_bundle(bundle)
     settings = Settings()
-    with exit_on("fusion serve", {ConfigError: EXIT_CONFIG}):
+    with exit_on("fusion serve"):
         TokenVerifier.from_settings(settings)
     configure_logging(log_level)
     typer.echo(f"fusion serve: {found.name} {found.version} (bundle {found.digest[:12]}) on http://{host}:{port}",
@@ -89,11 +89,41 @@ def token(
     if not secret:
         typer.echo("fusion token: FUSION_JWT_SECRET is not set (tokens for RS256 come from your identity provider)",
                    err=True)
-        raise typer.Exit(EXIT_CONFIG)
+        raise typer.Exit(ExitCode.CONFIG)
     typer.echo(mint_token(secret, sub, settings.jwt_audience, settings.jwt_issuer, ttl))
 
 
+def example_body(
+    bundle: Annotated[Path, typer.Argument(help="bundle directory exported/<model>/<version>/")],
+    n: Annotated[int, typer.Option("-n", "--instances", min=1, help="how many of the golden instances")] = 2,
+) -> None:
+    """Print a POST /v1/predict body of the first N golden inputs of the bundle, one line of JSON (pipe it to curl).
+
+    The whole golden set (28 series, about 3 MB) is over the server's 1 MiB body limit; a few instances are not.
+    Exit 3 when the bundle has no readable golden inputs, 2 when N instances would exceed FUSION_MAX_BODY_BYTES.
+    """
+    import json
+
+    from fusion.bundle.layout import GOLDEN_INPUTS
+    from fusion.config import Settings
+    from fusion.errors import BundleIntegrityError, ConfigError
+
+    with exit_on("fusion example-body"):
+        path = bundle / GOLDEN_INPUTS
+        try:
+            instances = json.loads(path.read_bytes())["instances"]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise BundleIntegrityError(f"cannot read the golden inputs {path}: {err!r}") from err
+        body = json.dumps({"instances": instances[:n]}, separators=(",", ":"))
+        limit = Settings().max_body_bytes
+        if len(body) > limit:
+            raise ConfigError(f"-n {n} makes a body of {len(body)} bytes, over FUSION_MAX_BODY_BYTES={limit}: "
+                              "ask for fewer instances")
+    typer.echo(body)
+
+
 def register(app: typer.Typer) -> None:
-    "Add `serve` and `token` to the `fusion` command."
+    "Add `serve`, `token` and `example-body` to the `fusion` command."
     app.command("serve")(serve)
     app.command("token")(token)
+    app.command("example-body")(example_body)

@@ -11,10 +11,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
-
-from kedro.framework.hooks import hook_impl
 
 from ..config import Settings
 from ..errors import EventPublishError
@@ -24,7 +21,7 @@ log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'Record', 'EventPublisher', 'topic_name', 'InMemoryPublisher', 'KafkaPublisher', 'publisher_from_settings',
-           'RelayStats', 'to_record', 'relay_pending', 'run_relay', 'RelayHooks']
+           'RelayStats', 'to_record', 'relay_pending', 'run_relay']
 
 # %% ../../nbs/61_events_relay.ipynb #cc44b6ef
 @dataclass(frozen=True)
@@ -81,11 +78,12 @@ class KafkaPublisher:
 
         if self._producer is None:
             ms = int(self.timeout_s * 1000)
+            request_ms = max(ms // 2, 1000)  # kafka-python wants delivery > linger + request
             try:
                 self._producer = KafkaProducer(
                     bootstrap_servers=self.bootstrap.split(","), client_id=self.client_id, acks="all",
                     enable_idempotence=True, max_in_flight_requests_per_connection=5, retries=2**31 - 1,
-                    delivery_timeout_ms=ms, request_timeout_ms=max(ms // 2, 1000), max_block_ms=ms,
+                    delivery_timeout_ms=max(ms, request_ms + self.linger_ms + 1), request_timeout_ms=request_ms, max_block_ms=ms,
                     bootstrap_timeout_ms=ms, linger_ms=self.linger_ms, batch_size=256 * 1024,
                     reconnect_backoff_max_ms=1000)
             except KafkaError as err:
@@ -200,22 +198,3 @@ def run_relay(settings: Settings, once: bool = False, poll_s: float = 0.5, batch
         publisher.close()
         total.seconds = time.monotonic() - start
     return total
-
-# %% ../../nbs/61_events_relay.ipynb #45a3488f
-class RelayHooks:
-    "Kedro hooks: after a run, try to drain the outbox once if a broker is configured (a failure only warns)."
-
-    def __init__(self, timeout_s: float = 5.0):
-        self.timeout_s = timeout_s
-
-    @hook_impl(trylast=True)
-    def after_pipeline_run(self, run_params: dict) -> None:
-        settings = Settings(project_root=Path(run_params.get("project_path") or Path.cwd()))
-        if not settings.kafka_bootstrap:
-            return
-        try:
-            stats = run_relay(settings, once=True, publisher=KafkaPublisher(settings.kafka_bootstrap,
-                                                                             timeout_s=self.timeout_s))
-            log.info("relayed %d event(s) to %s", stats.relayed, settings.kafka_bootstrap)
-        except EventPublishError as err:
-            log.warning("events stay in the outbox (run `fusion relay` later): %s", err)

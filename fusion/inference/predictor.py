@@ -17,8 +17,9 @@ import orjson
 import torch
 
 from ..errors import ConfigError, DataValidationError
-from ..features import FeatureSpec, compile_features, extract
-from ..model.network import TrainedModel, load_model
+from ..features.backends import compile_features, extract
+from ..features.spec import FeatureSpec
+from ..model.network import TrainedModel, load_model, series_probabilities
 
 # %% auto #0
 __all__ = ['MAX_SERIES_ID', 'MAX_ABS_SAMPLE', 'Series', 'parse_body', 'Predictor']
@@ -197,7 +198,7 @@ class Predictor:
                     probs = self._compiled(torch.from_numpy(x))
                 else:
                     probs = self._window_probabilities(torch.as_tensor(extract(x, self.spec, backend=self.backend)))
-                out[members] = probs.mean(1).numpy()
+                out[members] = series_probabilities(probs).numpy()
         return out
 
     def format(self, series_id: str, probs: np.ndarray) -> dict:

@@ -28,17 +28,38 @@ WEIGHTS_ARTIFACT = "model"  # artifacts key of the safetensors weights
 def _samples(values: Any) -> list[float]:
     return [float(v) for v in np.asarray(values, dtype=np.float64).ravel()]
 
+def _unwrap(value: Any) -> Any:
+    "A value as given: MLflow's scoring server wraps each dict of an `instances` body in a 0-d object array."
+    return value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
+
+def _columns_frame(columns: dict) -> pd.DataFrame:
+    "A dict of equally long columns (arrays or lists) as a DataFrame, one row per instance."
+    lengths = {k: len(v) for k, v in columns.items()}
+    if len(set(lengths.values())) > 1:
+        raise DataValidationError(f"the input columns differ in length: {lengths}")
+    return pd.DataFrame({k: list(v) for k, v in columns.items()})
+
+def _channels(value: Any, series_id: str) -> dict[str, list[float]]:
+    value = _unwrap(value)
+    if not isinstance(value, dict):
+        raise DataValidationError(f"'channels' of series {series_id!r} must be a dict, got {type(value).__name__}")
+    return {c: _samples(v) for c, v in value.items()}
+
 def as_instances(model_input: Any) -> list[dict]:
-    "`[{series_id, channels}]` from a /v1/predict body, a list of instances, or a DataFrame (see above)."
+    "`[{series_id, channels}]` from a /v1/predict body, a list of instances, or columns (see above)."
     if isinstance(model_input, dict):
-        if "instances" not in model_input:
-            raise DataValidationError(f"a dict input needs 'instances'; got keys {sorted(model_input)}")
-        model_input = model_input["instances"]
+        if "instances" in model_input:
+            model_input = model_input["instances"]
+        elif "series_id" in model_input:
+            model_input = _columns_frame(model_input)
+        else:
+            raise DataValidationError("a dict input needs 'instances', or columns 'series_id' and 'channels' "
+                                      f"(or one per channel); got keys {sorted(model_input)}")
     if isinstance(model_input, pd.DataFrame):
         if "series_id" not in model_input.columns:
             raise DataValidationError(f"the input DataFrame needs a 'series_id' column; got {list(model_input.columns)}")
         if "channels" in model_input.columns:
-            return [{"series_id": str(r["series_id"]), "channels": {c: _samples(v) for c, v in r["channels"].items()}}
+            return [{"series_id": str(r["series_id"]), "channels": _channels(r["channels"], str(r["series_id"]))}
                     for _, r in model_input.iterrows()]
         chans = [c for c in model_input.columns if c != "series_id"]
         return [{"series_id": str(r["series_id"]), "channels": {c: _samples(r[c]) for c in chans}}

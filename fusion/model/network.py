@@ -17,10 +17,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataValidationError
 
 # %% auto #0
-__all__ = ['WindowMLP', 'TrainedModel', 'predict_series', 'save_model', 'load_model']
+__all__ = ['WindowMLP', 'TrainedModel', 'series_probabilities', 'predict_series', 'save_model', 'load_model', 'load_model_bytes']
 
 # %% ../../nbs/30_model_network.ipynb #e15cdd53
 class WindowMLP(nn.Module):
@@ -66,16 +66,38 @@ class TrainedModel:
             logits = self.network()(torch.from_numpy(np.array(features, dtype=np.float32)))
         return torch.softmax(logits, dim=-1).numpy()
 
+# %% ../../nbs/30_model_network.ipynb #46a8728a
+def series_probabilities(window_probs: torch.Tensor,  # [n_series, n_windows, n_labels], or [n_windows, n_labels] with `series`
+                         series: torch.Tensor | None = None,  # int64 [n_windows]: each window's series, 0 … n_series - 1
+                         ) -> torch.Tensor:  # [n_series, n_labels], the dtype of `window_probs`
+    "Each series' class probabilities: the mean of its windows' probabilities."
+    if series is None:
+        if window_probs.dim() != 3:
+            raise DataValidationError(f"window_probs without series must be [n_series, n_windows, n_labels], "
+                                      f"got shape {tuple(window_probs.shape)}")
+        return window_probs.mean(1)
+    if window_probs.dim() != 2 or series.shape != window_probs.shape[:1]:
+        raise DataValidationError(f"window_probs {tuple(window_probs.shape)} with series {tuple(series.shape)}: "
+                                  "expected [n_windows, n_labels] and [n_windows]")
+    n_series = int(series.max()) + 1 if len(series) else 0
+    counts = torch.bincount(series, minlength=n_series)
+    if not counts.all():
+        raise DataValidationError(f"series indices must cover 0 … {n_series - 1}; none for {counts.eq(0).nonzero().flatten().tolist()[:5]}")
+    sums = torch.zeros(n_series, window_probs.shape[1], dtype=window_probs.dtype).index_add_(0, series, window_probs)
+    return sums / counts.unsqueeze(1).to(window_probs.dtype)
+
+
 # %% ../../nbs/30_model_network.ipynb #6463519d
 def predict_series(model: TrainedModel, feature_table: pd.DataFrame) -> pd.DataFrame:
-    "One row per series: `series_id`, `predicted`, and a probability column per label (`p_<label>`)."
+    "One row per series (in order of appearance): `series_id`, a probability column per label (`p_<label>`), `predicted`."
     probs = model.predict_windows(feature_table[model.config["feature_names"]].to_numpy())
+    codes, ids = pd.factorize(feature_table["series_id"], sort=False)
+    mean = series_probabilities(torch.from_numpy(probs.astype(np.float64)), torch.from_numpy(codes)).numpy()
     labels = list(model.config["labels"])
-    per_window = pd.DataFrame(probs, columns=[f"p_{lab}" for lab in labels])
-    per_window["series_id"] = feature_table["series_id"].to_numpy()
-    out = per_window.groupby("series_id", sort=False).mean()
-    out["predicted"] = [labels[i] for i in out.to_numpy().argmax(axis=1)]
-    return out.reset_index()
+    out = pd.DataFrame(mean, columns=[f"p_{lab}" for lab in labels])
+    out.insert(0, "series_id", ids)
+    out["predicted"] = [labels[i] for i in mean.argmax(axis=1)]
+    return out
 
 # %% ../../nbs/30_model_network.ipynb #f8354b51
 def save_model(model: TrainedModel, path: str | Path) -> None:
@@ -92,3 +114,17 @@ def load_model(path: str | Path) -> TrainedModel:
     if "fusion.config" not in meta:
         raise ConfigError(f"{path} is not a fusion model: its safetensors metadata has no 'fusion.config'")
     return TrainedModel(json.loads(meta["fusion.config"]), load_file(str(path)))
+
+# %% ../../nbs/30_model_network.ipynb #373046c2
+def load_model_bytes(data: bytes, source: str = "model bytes") -> TrainedModel:
+    "Read a model from the bytes `save_model` wrote; `source` names them in errors."
+    from safetensors.torch import load
+
+    try:  # safetensors: 8-byte little-endian header length, then the JSON header holding __metadata__
+        header = json.loads(data[8:8 + int.from_bytes(data[:8], "little")])
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ConfigError(f"{source} is not a safetensors file: {err}") from err
+    meta = (header.get("__metadata__") if isinstance(header, dict) else None) or {}
+    if "fusion.config" not in meta:
+        raise ConfigError(f"{source} is not a fusion model: its safetensors metadata has no 'fusion.config'")
+    return TrainedModel(json.loads(meta["fusion.config"]), load(data))

@@ -1,7 +1,8 @@
 """Observability of the inference service: W3C trace context, JSON logs that carry the trace id, Prometheus metrics.
 
-One pure-ASGI middleware (`ObserveMiddleware`) continues or starts the trace of every request, answers with a
-`traceparent` header, counts the request by route and status, observes its latency and writes one JSON log line.
+One pure-ASGI middleware (`ObserveMiddleware`), the outermost layer of the app, continues or starts the trace of every
+request (the fast path's and FastAPI's alike), answers with a `traceparent` header, counts the request by route and
+status, observes its latency and writes one JSON log line. Metric names are those of `fusion.names`.
 Documented in nbs/53_serving_app.ipynb.
 """
 
@@ -21,6 +22,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, Info
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from fusion.config import new_trace_id
+from fusion.names import (METRIC_BATCH_SERIES, METRIC_CACHE_BREAKER_OPEN, METRIC_CACHE_ENABLED, METRIC_CACHE_ERRORS,
+                          METRIC_CACHE_HITS, METRIC_CACHE_MISSES, METRIC_LATENCY, METRIC_MODEL_INFO, METRIC_PREDICTIONS,
+                          METRIC_REQUESTS)
 
 __all__ = ["TRACE_ID", "parse_traceparent", "JsonFormatter", "configure_logging", "Metrics", "ObserveMiddleware"]
 
@@ -71,15 +75,16 @@ class Metrics:
 
     def __init__(self, model_info: dict[str, str], cache_stats: Callable[[], dict[str, float]]):
         self.registry = CollectorRegistry()
-        self.requests = Counter("fusion_http_requests", "HTTP requests by route, method and status",
+        self.requests = Counter(METRIC_REQUESTS, "HTTP requests by route, method and status",
                                 ["route", "method", "status"], registry=self.registry)
-        self.latency = Histogram("fusion_http_request_duration_seconds", "HTTP request latency by route", ["route"],
+        self.latency = Histogram(METRIC_LATENCY, "HTTP request latency by route", ["route"],
                                  buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.predictions = Counter("fusion_predictions", "Series predicted, by whether the cache answered",
+        self.predictions = Counter(METRIC_PREDICTIONS, "Series predicted, by whether the cache answered",
                                    ["cached"], registry=self.registry)
-        self.batch_size = Histogram("fusion_batch_series", "Series per model call (micro-batches of concurrent requests)",
+        self.batch_size = Histogram(METRIC_BATCH_SERIES, "Series per model call (micro-batches of concurrent requests)",
                                     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 1024), registry=self.registry)
-        Info("fusion_model", "The served model and bundle", registry=self.registry).info(model_info)
+        Info(METRIC_MODEL_INFO.removesuffix("_info"), "The served model and bundle",  # Info adds the suffix
+             registry=self.registry).info(model_info)
         self.registry.register(_CacheCollector(cache_stats))
         self._children: dict[tuple[str, str, int], tuple] = {}  # labelled metrics, looked up once per label set
 
@@ -99,16 +104,19 @@ class _CacheCollector:
     def __init__(self, stats: Callable[[], dict[str, float]]):
         self.stats = stats
 
+    COUNTERS = ((METRIC_CACHE_HITS, "hits"), (METRIC_CACHE_MISSES, "misses"), (METRIC_CACHE_ERRORS, "errors"))
+    GAUGES = ((METRIC_CACHE_ENABLED, "enabled", "1 when a Redis cache is configured"),
+              (METRIC_CACHE_BREAKER_OPEN, "breaker_open", "1 while the cache circuit breaker is open or half-open"))
+
     def collect(self) -> Iterator:
         s = self.stats()
-        for name in ("hits", "misses", "errors"):
-            c = CounterMetricFamily(f"fusion_cache_{name}", f"Prediction cache {name}")
-            c.add_metric([], s.get(name, 0))
+        for metric, key in self.COUNTERS:
+            c = CounterMetricFamily(metric, f"Prediction cache {key}")
+            c.add_metric([], s.get(key, 0))
             yield c
-        for name, doc in (("enabled", "1 when a Redis cache is configured"),
-                          ("breaker_open", "1 while the cache circuit breaker is open or half-open")):
-            g = GaugeMetricFamily(f"fusion_cache_{name}", doc)
-            g.add_metric([], s.get(name, 0))
+        for metric, key, doc in self.GAUGES:
+            g = GaugeMetricFamily(metric, doc)
+            g.add_metric([], s.get(key, 0))
             yield g
 
 

@@ -1,37 +1,51 @@
-"""Fixtures of the export tests: one real default `kedro run` in a project copy, whose bundle the tests examine."""
+"""Fixtures of the bundle tests: the bundle of the real default `kedro run` (`exported_run`, tests/conftest.py), and a
+small bundle of a random-weight model, written through the one writer in seconds, for the verifier's refusals."""
 
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
-from fusion.names import MODEL_NAME
-from tests.test_pipeline_run import kedro, make_project
+from fusion.bundle.write import bundle_files, write_bundle
+from fusion.features.spec import FeatureSpec
+from fusion.inference.predictor import Predictor
+from fusion.model.network import TrainedModel, WindowMLP
+
+SMALL_SPEC = FeatureSpec(16, 8, ("mean", "std"), ("ax", "ay"))
 
 
-@dataclass(frozen=True)
-class ExportedRun:
-    "A project copy after `kedro run`, the environment that points at its stores, and the bundle the run wrote."
-    project: Path
-    env: dict[str, str]
-    bundle: Path
-
-    @property
-    def tracking_uri(self) -> str:
-        return self.env["FUSION_MLFLOW_TRACKING_URI"]
+def small_model(seed: int = 0) -> TrainedModel:
+    "A random-weight model of `SMALL_SPEC` (two labels): enough to load, verify and predict."
+    torch.manual_seed(seed)
+    spec = SMALL_SPEC
+    return TrainedModel({"feature_names": spec.feature_names(), "labels": ["rest", "walk"], "hidden": [8], "dropout": 0.0,
+                         "feature_spec": spec.to_dict(), "feature_spec_digest": spec.digest(), "seed": seed, "epochs": 0},
+                        WindowMLP(len(spec.feature_names()), 2, [8]).state_dict())
 
 
 @pytest.fixture(scope="session")
-def exported_run(tmp_path_factory) -> ExportedRun:
-    "The default pipeline (ingest → … → train → export), run once for the session in a fresh project copy."
-    dest = tmp_path_factory.mktemp("export_project")
-    env = make_project(dest)
-    res = kedro(["run"], dest, env)
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    return ExportedRun(dest, {**env, "FUSION_PROJECT_ROOT": str(dest)}, dest / "exported" / MODEL_NAME / "1")
+def small_bundle(tmp_path_factory) -> Path:
+    "Every file `fusion export` writes, through the one writer; the wheel is a stand-in (nothing here installs it)."
+    model = small_model()
+    rng = np.random.default_rng(0)
+    inputs = {"instances": [{"series_id": f"s{i}", "channels": {c: rng.standard_normal(32).round(4).tolist()
+                                                                for c in SMALL_SPEC.channels}} for i in range(3)]}
+    outputs = [{**p, "cached": False} for p in Predictor(model).predict(inputs["instances"])]
+    provenance = {"model_version": "1", "mlflow_run_id": "small", "git_commit": "0" * 40, "data_hash": "small",
+                  "feature_spec_digest": SMALL_SPEC.digest(), "trace_id": "2" * 32}
+    files = bundle_files(model, inputs, outputs, provenance, ("fusion-0.1.0-py3-none-any.whl", b"a stand-in"),
+                         "numpy==2.4.6\n")
+    return write_bundle(files, tmp_path_factory.mktemp("small") / "fusion-classifier" / "1")
+
+
+@pytest.fixture
+def small_copy(small_bundle, tmp_path) -> Path:
+    "A private copy of the small bundle, free to tamper with."
+    return Path(shutil.copytree(small_bundle, tmp_path / "fusion-classifier" / "1"))
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from fusion.events.consume import MAX_ATTEMPTS, Ledger, consume, kafka_consumer
 from fusion.events.relay import KafkaPublisher, Record
 from fusion.events.store import DLQ_TOPIC, make_event
-from tests.events.conftest import read_topics
+from tests.support.kafka import read_topics
 
 
 def test_a_failing_handler_is_retried_on_restart_then_dead_lettered(tmp_path, broker):

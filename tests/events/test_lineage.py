@@ -8,8 +8,7 @@ import sqlite3
 
 from fusion.events.lineage import Lineage, lookup
 from fusion.events.store import EventStore, make_event
-from tests.events.test_relay import fusion
-from tests.test_pipeline_run import make_project
+from tests.support.project import fusion, make_project
 
 TRACE = "a1" * 16
 

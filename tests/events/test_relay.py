@@ -5,23 +5,17 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
+from fusion.commands.exits import ExitCode
 from fusion.names import PIPELINE_EVENTS
 from fusion.events.store import EventStore, make_event
-from tests.events.conftest import Tansu, pending_count, read_topics
-from tests.test_pipeline_run import ROOT, kedro, make_project
+from tests.support.kafka import Tansu, pending_count, read_topics
+from tests.support.project import FUSION, fusion, kedro, make_project
 
-FUSION = str(Path(sys.executable).parent / "fusion")
 TOPICS = ["fusion.data", "fusion.features", "fusion.models"]
-
-
-def fusion(args: list[str], env: dict, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([FUSION, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
 @pytest.mark.slow
@@ -38,7 +32,7 @@ def test_broker_down_during_run_then_the_chain_flows_in_order(tmp_path):
     assert pending_count(store.path) == 4
 
     res = fusion(["relay", "--once"], env, tmp_path)
-    assert res.returncode == 3, res.stdout + res.stderr
+    assert res.returncode == ExitCode.BROKER, res.stdout + res.stderr
     assert f"relay stopped: cannot connect to Kafka at bootstrap='{down.bootstrap}'" in res.stderr
     assert pending_count(store.path) == 4
 
@@ -99,20 +93,3 @@ def test_relay_killed_mid_drain_loses_nothing_and_applies_nothing_twice(tmp_path
     for key, seq in first_seen.items():  # per key, order kept (a re-sent tail only repeats, never reorders)
         firsts = list(dict.fromkeys(seq))
         assert firsts == sorted(firsts), key
-
-
-def test_relay_hook_drains_after_a_run_and_only_warns_without_a_broker(tmp_path, broker, monkeypatch, caplog):
-    """`RelayHooks` (registered in fusion/settings.py) relays at the end of a run; a dead broker never fails the run."""
-    from fusion.events.relay import RelayHooks
-
-    store = EventStore(tmp_path / "events.db")
-    store.append(make_event("InferenceRequested", {"instances": []}, "ab" * 16, "test"))
-    monkeypatch.setenv("FUSION_EVENTS_DB", str(store.path))
-    dead = Tansu()  # a port with nothing listening
-    monkeypatch.setenv("FUSION_KAFKA_BOOTSTRAP", dead.bootstrap)
-    RelayHooks(timeout_s=1).after_pipeline_run({"project_path": str(ROOT)})
-    assert pending_count(store.path) == 1
-    assert f"events stay in the outbox (run `fusion relay` later): cannot connect to Kafka at bootstrap='{dead.bootstrap}'" in caplog.text
-    monkeypatch.setenv("FUSION_KAFKA_BOOTSTRAP", broker.bootstrap)
-    RelayHooks().after_pipeline_run({"project_path": str(ROOT)})
-    assert pending_count(store.path) == 0

@@ -7,9 +7,8 @@ import json
 import pytest
 
 from fusion.events.store import EventStore, make_event
-from tests.events.conftest import read_topics
-from tests.events.test_relay import fusion
-from tests.test_pipeline_run import kedro, make_project
+from tests.support.kafka import read_topics
+from tests.support.project import fusion, kedro, make_project
 
 
 @pytest.mark.slow

@@ -15,9 +15,9 @@ from fusion.config import Settings
 from fusion.errors import BundleIntegrityError
 from fusion.events.store import EventStore, make_event
 from fusion.inference.predictor import Predictor
-from tests.events.conftest import read_topics
-from tests.events.test_relay import fusion
-from tests.serving.fixtures import canonical_slice, instances_of, train_model, write_bundle
+from tests.support.kafka import read_topics
+from tests.support.project import fusion
+from tests.support.models import canonical_slice, instances_of, train_model, write_bundle
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,7 @@
-"""The fused window-statistics kernel against the float64 definitions (interpreted on CPU, compiled on GPU)."""
+"""The fused window-statistics kernel, and the triton backend of `extract`, against the one float64 reference.
+
+Interpreted on CPU (TRITON_INTERPRET=1, set by conftest.py), compiled on a GPU.
+"""
 
 import numpy as np
 import pytest
@@ -6,8 +9,10 @@ import torch
 import triton
 
 from fusion.errors import FeatureSpecError
-from fusion.features import FeatureSpec, parity_error, reference_extract
-from fusion.kernels.window_stats import KERNEL_STATS, window_stats, window_stats_reference
+from fusion.features.backends import extract, warmup
+from fusion.features.reference import parity_error, reference_extract
+from fusion.features.spec import DEFAULT_STATS, STATS, FeatureSpec, Stat, register_stat
+from fusion.kernels.window_stats import KERNEL_STATS, kernel_slots, window_stats
 
 # Largest parity_error allowed per input dtype. Half-precision inputs are exact in float32, so the
 # kernel's float32 arithmetic is held to the float32 bound; float64 input accumulates in float64 and
@@ -55,14 +60,6 @@ def test_kernel_matches_definition(case, dtype):
     assert parity_error(got, x, spec) <= TOLERANCE[dtype]
 
 
-@pytest.mark.parametrize("case", ["dc-offset-w32-h8", "constant-w8-h8", "spikes-w21-h4"])
-def test_torch_reference_matches_definition(case):
-    kind, shape, window, hop = CASES[case]
-    x = torch.from_numpy(_series(kind, shape)).float()
-    spec = FeatureSpec(window, hop)
-    assert parity_error(window_stats_reference(x, spec), x, spec) <= 1e-6
-
-
 def test_stat_subset_follows_spec_order():
     x = torch.from_numpy(_series("noise", (2, 2, 40))).float()
     full = window_stats(x, FeatureSpec(8, 4))
@@ -91,6 +88,51 @@ def test_constant_windows_give_zero_spread_and_shape():
 def test_launcher_rejects_bad_input(x, match):
     with pytest.raises(FeatureSpecError, match=match):
         window_stats(x, FeatureSpec(4, 2))
+
+
+def test_every_slot_holds_a_registered_statistic():
+    assert set(KERNEL_STATS) == set(DEFAULT_STATS) <= set(STATS)  # the kernel computes every built-in statistic
+    assert kernel_slots(FeatureSpec(8, 4, ("kurtosis", "mean"))) == [7, 0]
+
+
+@pytest.fixture
+def half_range():
+    """A statistic registered for one test, through the public registry (no Triton slot), and removed after it."""
+    stat = register_stat(Stat("half_range", "(max - min) / 2", lambda w: w.range / 2,
+                              lambda x: float(np.ptp(x)) / 2, lambda absmax, rng, n: rng))
+    yield stat
+    del STATS[stat.name]
+
+
+def test_a_statistic_without_a_kernel_slot_is_refused_by_name(half_range):
+    x = torch.from_numpy(_series("noise", (1, 2, 40))).float()
+    spec = FeatureSpec(8, 4, ("mean", half_range.name))
+    assert parity_error(extract(x, spec, backend="torch"), x, spec) <= 1e-5  # registered: torch computes it
+    with pytest.raises(FeatureSpecError, match=r"stat\(s\) \['half_range'\] have no Triton implementation"):
+        extract(x, spec, backend="triton")
+    with pytest.raises(FeatureSpecError, match=r"\['half_range'\] have no Triton implementation"):
+        window_stats(x, spec)
+
+
+def _random_case(seed: int) -> tuple[torch.Tensor, FeatureSpec]:
+    """Random shapes, windows and hops, values in ±1e3 on one of four DC offsets."""
+    rng = np.random.default_rng(seed)
+    n_series, n_channels, window, hop, extra = (int(v) for v in rng.integers([1, 1, 2, 1, 0], [3, 4, 41, 31, 31]))
+    offset = [0.0, 1.0, -50.0, 1e4][seed % 4]
+    x = (offset + rng.uniform(-1e3, 1e3, (n_series, n_channels, window + extra))).astype(np.float32)
+    return torch.from_numpy(x), FeatureSpec(window, hop)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_triton_backend_matches_definitions_on_random_shapes(seed):
+    x, spec = _random_case(seed)
+    got = extract(x.cuda() if torch.cuda.is_available() else x, spec, backend="triton")
+    assert parity_error(got.cpu(), x, spec) <= 1e-5
+
+
+def test_warmup_runs_the_kernel_once():
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # cpu: interpreted
+    assert warmup(FeatureSpec(8, 4, ("mean",)), 2, backend="triton", device=device) == "triton"
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA tensor is always accepted")

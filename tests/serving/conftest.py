@@ -1,4 +1,5 @@
-"""Fixtures of the serving tests: a trained model and its bundle, JWT keys, a redis-server of our own, a live server."""
+"""Fixtures of the serving tests: a trained model and its bundle, JWT keys, a `Service` with an in-memory cache, a
+redis-server of our own, a live server."""
 
 from __future__ import annotations
 
@@ -16,30 +17,17 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from fusion.config import Settings
-from fusion.serving.auth import mint_token
+from fusion.bundle.verify import load_bundle
+from fusion.config import Settings, free_port
+from fusion.serving.auth import TokenVerifier, mint_token
+from fusion.serving.cache import MemoryCache
+from fusion.serving.service import Service
 
-from .fixtures import ROOT, canonical_slice, free_port, instances_of, train_model, write_bundle
+from tests.support.project import ROOT
 
 SECRET = "test-secret-" + "x" * 32
 BIN = Path(sys.executable).parent
 START_S = 60.0  # a server process imports torch and verifies the bundle before it is ready
-
-
-@pytest.fixture(scope="session")
-def canonical():
-    return canonical_slice()
-
-
-@pytest.fixture(scope="session")
-def model(canonical):
-    return train_model(canonical)
-
-
-@pytest.fixture(scope="session")
-def bundle_dir(model, canonical, tmp_path_factory) -> Path:
-    ids = list(canonical["series_id"].unique()[:6])
-    return write_bundle(model, tmp_path_factory.mktemp("exported") / "fusion-classifier" / "1", instances_of(canonical, ids))
 
 
 @pytest.fixture
@@ -67,6 +55,14 @@ def settings(rsa_keys) -> Settings:
 @pytest.fixture(scope="session")
 def auth() -> dict[str, str]:
     return {"Authorization": f"Bearer {mint_token(SECRET, 'tester', 'fusion', 'fusion', ttl_s=3600)}"}
+
+
+@pytest.fixture
+def service(bundle_dir, settings) -> Service:
+    "The service of the test bundle with a fresh `MemoryCache` (the unit tests' stand-in for Redis), not yet started."
+    bundle = load_bundle(bundle_dir)
+    return Service(bundle, settings, bundle.predictor(max_instances=settings.max_instances),
+                   TokenVerifier.from_settings(settings), MemoryCache())
 
 
 @dataclass

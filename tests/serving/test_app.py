@@ -1,14 +1,11 @@
-"""The inference app in-process (TestClient): golden predictions, bodies that must be refused, auth, operations."""
+"""`create_app` in-process (TestClient), the whole stack: golden predictions, bodies that must be refused, auth,
+operations, bundles that must not serve."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import time
 
-import jwt
 import numpy as np
 import orjson
 import pytest
@@ -19,7 +16,10 @@ from fusion.errors import BundleIntegrityError, ConfigError
 from fusion.serving.app import create_app
 
 from .conftest import SECRET
-from .fixtures import ROOT, random_instance
+from tests.support.models import random_instance
+from tests.support.project import ROOT
+
+from .fixtures import attack_tokens, hs256_with, make_token
 
 
 @pytest.fixture(scope="module")
@@ -102,37 +102,8 @@ def test_oversize_body_gets_413(client, auth, settings):
     assert r.status_code == 413 and "exceeds the limit" in r.json()["detail"]
 
 
-def _token(key, alg="HS256", **claims) -> str:
-    base = {"sub": "x", "aud": "fusion", "iss": "fusion", "exp": int(time.time()) + 60}
-    return jwt.encode({k: v for k, v in {**base, **claims}.items() if v is not None}, key, algorithm=alg)
-
-
-def _hs256_with(key: bytes, claims: dict) -> str:
-    "An HS256 token made by hand (PyJWT refuses to use a PEM public key as an HMAC secret)."
-    enc = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()  # noqa: E731
-    head = enc(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + "." + enc(json.dumps(claims).encode())
-    return head + "." + enc(hmac.new(key, head.encode(), hashlib.sha256).digest())
-
-
-def attack_tokens(rsa_keys) -> dict[str, str | None]:
-    private, public = rsa_keys
-    claims = {"sub": "x", "aud": "fusion", "iss": "fusion", "exp": int(time.time()) + 60}
-    return {
-        "no token": None,
-        "alg none": jwt.encode(claims, None, algorithm="none"),
-        "wrong key": _token("another-secret-" + "y" * 32),
-        "expired": _token(SECRET, exp=int(time.time()) - 10),
-        "no exp": _token(SECRET, exp=None),
-        "wrong aud": _token(SECRET, aud="somebody-else"),
-        "wrong iss": _token(SECRET, iss="evil"),
-        "HS256 signed with the RS public key": _hs256_with(public.encode(), claims),
-        "HS512": _token(SECRET, alg="HS512"),
-        "garbage": "not.a.jwt",
-    }
-
-
 def test_jwt_attack_matrix_gets_401(client, rsa_keys):
-    for name, tok in attack_tokens(rsa_keys).items():
+    for name, tok in attack_tokens(rsa_keys, SECRET).items():
         headers = {} if tok is None else {"Authorization": f"Bearer {tok}"}
         r = client.post("/v1/predict", json={"instances": [random_instance("s")]}, headers=headers)
         assert r.status_code == 401, (name, r.text)
@@ -140,7 +111,7 @@ def test_jwt_attack_matrix_gets_401(client, rsa_keys):
         assert r.json()["detail"].startswith("not authenticated"), name
         assert client.get("/v1/model", headers=headers).status_code == 401, name
     ok = client.post("/v1/predict", json={"instances": [random_instance("s")]},
-                     headers={"Authorization": f"Bearer {_token(rsa_keys[0], alg='RS256')}"})
+                     headers={"Authorization": f"Bearer {make_token(rsa_keys[0], alg='RS256')}"})
     assert ok.status_code == 200, ok.text
 
 
@@ -148,16 +119,16 @@ def test_hs_rs_confusion_with_only_a_public_key(bundle_dir, rsa_keys):
     app = create_app(bundle_dir, Settings(project_root=ROOT, jwt_public_key=rsa_keys[1]))
     claims = {"sub": "x", "aud": "fusion", "iss": "fusion", "exp": int(time.time()) + 60}
     with TestClient(app) as c:
-        r = c.get("/v1/model", headers={"Authorization": f"Bearer {_hs256_with(rsa_keys[1].encode(), claims)}"})
+        r = c.get("/v1/model", headers={"Authorization": f"Bearer {hs256_with(rsa_keys[1].encode(), claims)}"})
         assert r.status_code == 401 and "algorithm 'HS256' is not accepted; accepted: ['RS256']" in r.json()["detail"]
-        assert c.get("/v1/model", headers={"Authorization": f"Bearer {_token(rsa_keys[0], 'RS256')}"}).status_code == 200
+        assert c.get("/v1/model", headers={"Authorization": f"Bearer {make_token(rsa_keys[0], 'RS256')}"}).status_code == 200
 
 
 def test_model_health_ready_and_metrics(client, auth, bundle_dir):
     info = client.get("/v1/model", headers=auth).json()
     assert info["labels"] == ["ABD", "ER", "FEL", "IR", "PEN", "ROW", "TRAP"]
     assert info["feature_spec"]["channels"] == ["ax", "ay", "az", "wx", "wy", "wz"]
-    assert info["manifest"]["mlflow_run_id"] == "test" and info["manifest"]["files"] == 6
+    assert info["manifest"]["mlflow_run_id"] == "test" and info["manifest"]["files"] == 16
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").json()["status"] == "ready"
     client.post("/v1/predict", json={"instances": [random_instance("m")]}, headers=auth)
@@ -178,19 +149,3 @@ def test_a_tampered_or_keyless_bundle_does_not_build_an_app(bundle_copy):
     (bundle_copy / "model.json").write_text("{}")
     with pytest.raises(BundleIntegrityError, match=r"sha256 mismatch in \['model.json'\]"):
         create_app(bundle_copy, Settings(project_root=ROOT, jwt_secret=SECRET))
-
-
-def test_log_lines_are_json_with_the_trace_id():
-    import logging
-
-    from fusion.serving.observe import TRACE_ID, JsonFormatter
-
-    record = logging.LogRecord("fusion.serving", logging.INFO, __file__, 1, "request", None, None)
-    record.status, record.route = 200, "/v1/predict"
-    token = TRACE_ID.set("4bf92f3577b34da6a3ce929d0e0e4736")
-    try:
-        line = json.loads(JsonFormatter().format(record))
-    finally:
-        TRACE_ID.reset(token)
-    assert (line["msg"], line["level"], line["trace_id"]) == ("request", "info", "4bf92f3577b34da6a3ce929d0e0e4736")
-    assert (line["status"], line["route"]) == (200, "/v1/predict")

@@ -14,8 +14,12 @@ import pytest
 import redis
 
 from .conftest import BIN, SECRET, serve_env, start_server
-from .fixtures import ROOT, free_port, random_instance
-from .test_app import attack_tokens
+from fusion.config import free_port
+
+from tests.support.models import random_instance
+from tests.support.project import ROOT
+
+from .fixtures import attack_tokens
 
 pytestmark = pytest.mark.slow
 
@@ -95,7 +99,7 @@ def test_slow_redis_costs_one_timeout_not_an_error(live, auth, redis_server):
 
 def test_jwt_attack_matrix_over_http(live, rsa_keys):
     with httpx.Client(base_url=live, timeout=5) as c:
-        for name, tok in attack_tokens(rsa_keys).items():
+        for name, tok in attack_tokens(rsa_keys, SECRET).items():
             headers = {} if tok is None else {"Authorization": f"Bearer {tok}"}
             r = _predict(c, headers, [random_instance("s")])
             assert (r.status_code, r.headers.get("www-authenticate", "")[:6]) == (401, "Bearer"), name

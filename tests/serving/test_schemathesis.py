@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import BIN
-from .fixtures import ROOT
+from tests.support.project import ROOT
 
 pytestmark = pytest.mark.slow
 MAX_EXAMPLES = 25  # per operation and phase: about 200 cases over the API, ~25 s

@@ -1,0 +1,1 @@
+"""Tests of the `fusion` command line (fusion/commands/)."""

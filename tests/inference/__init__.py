@@ -1,0 +1,1 @@
+"""Tests of fusion.inference: the MLflow pyfunc as MLflow's own tools run it."""
