@@ -87,7 +87,8 @@ image: install ## build and check the serving image (root, podman)
 	podman image exists localhost/fusion-base:bookworm || $(BIN)/fusion image base
 	$(BIN)/fusion image verify $(LATEST_BUNDLE) --base-image localhost/fusion-base:bookworm
 
-bench: install ## benchmarks (writes docs/benchmarks.md)
+bench: install ## benchmarks (writes docs/benchmarks.md); installs the peers they compare with (tsfresh)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[dev,bench]"
 	$(BIN)/python benchmarks/pipeline.py
 	$(BIN)/python benchmarks/features.py --quick
 	$(BIN)/python benchmarks/serving.py --quick

@@ -33,7 +33,7 @@ from fusion.events.relay import KafkaPublisher, relay_pending  # noqa: E402
 from fusion.events.worker import run_worker  # noqa: E402
 from fusion.config import Settings  # noqa: E402
 from fusion.events.store import EventStore, make_event  # noqa: E402
-from tests.events.conftest import Tansu  # noqa: E402  (the tests' broker starter)
+from tests.support.kafka import Tansu  # noqa: E402  (the tests' broker starter)
 
 RELAY_TARGET, WORKER_TARGET = 5000.0, 1000.0
 LENGTH = 256  # samples per instance: 5.1 s at 50 Hz, three windows of the default spec

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _report import table, write_json, write_section  # noqa: E402
 
-from tests.test_pipeline_run import make_project  # noqa: E402  (the tests' isolated project copy)
+from tests.support.project import make_project  # noqa: E402  (the tests' isolated project copy)
 
 BIN = Path(sys.executable).parent
 TARGET_WALL_S, TARGET_OVERHEAD = 60.0, 0.05

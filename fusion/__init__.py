@@ -8,6 +8,7 @@ Modules:
 - `fusion.commands.image`: `fusion image base|build|verify`: the serving image of a bundle, with Podman (or Docker with --engine docker).
 - `fusion.commands.serve`: `fusion serve`, `fusion token` and `fusion example-body`: serve a bundle with uvicorn, mint a development token, print a small request body to try it with.
 - `fusion.errors`: One exception hierarchy for the whole of fusion, so callers catch what they mean and the HTTP layer maps each kind to one status code.
+- `fusion.inference.pyfunc_model`: MLflow "models from code" entry file: MLflow copies and runs this file to build the fusion pyfunc (nothing is pickled).
 - `fusion.serving.app`: The inference app of an export bundle: `create_app(bundle_dir, settings)` assembles the service, the FastAPI app (routes, exception handlers, lifespan) and the two pure-ASGI layers in front of it.
 - `fusion.serving.deps`: FastAPI dependencies of the inference service, as `Annotated` aliases: route handlers declare what they need.
 - `fusion.serving.fastpath`: The fast path: `POST /v1/predict` as a plain ASGI endpoint, reached through a small pure-ASGI dispatcher in front of the FastAPI app.

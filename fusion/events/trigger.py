@@ -62,7 +62,7 @@ def run_remaining(event: Envelope, project_path: Path, env: str | None = None, p
 
     bootstrap_project(project_path)
     names = remaining_pipelines(pipelines.keys())
-    # data_hash: the run has no ingest step to take it from, so the hooks get it here (see nbs/35_hooks)
+    # data_hash: the run has no ingest step to take it from, so the hooks get it here (see nbs/35_tracking_hooks)
     runtime = {**(params or {}), "trace_id": event.trace_id, "source": "trigger", "data_hash": event.payload["data_hash"]}
     with KedroSession.create(project_path=project_path, env=env, runtime_params=runtime) as session:
         canonical = session.load_context().catalog.load(CANONICAL)
