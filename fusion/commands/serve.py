@@ -51,7 +51,9 @@ def serve(
     configure_logging(log_level)
     typer.echo(f"fusion serve: {found.name} {found.version} (bundle {found.digest[:12]}) on http://{host}:{port}",
                err=True)
-    app_factory = functools.partial(_worker_app, found.root, settings, log_level, torch_threads, compile)
+    # one process serves the bundle verified above (the very bytes checked); spawned workers verify it themselves
+    app_factory = functools.partial(_worker_app, found if workers == 1 else found.root, settings, log_level,
+                                    torch_threads, compile)
     config = uvicorn.Config(app_factory, factory=True, host=host, port=port, workers=workers, log_config=None,
                             log_level=log_level, access_log=False, timeout_graceful_shutdown=10, server_header=False,
                             timeout_worker_healthcheck=120)  # a worker verifies the bundle and warms up first
@@ -64,8 +66,9 @@ def serve(
         Multiprocess(config, sockets=[config.bind_socket()]).run()
 
 
-def _worker_app(bundle: Path, settings, log_level: str, torch_threads: int, compile: bool):
-    "The app of one worker process (picklable for uvicorn's spawned workers): logging, torch threads, `create_app`."
+def _worker_app(bundle, settings, log_level: str, torch_threads: int, compile: bool):
+    """The app of one worker process: logging, torch threads, `create_app`. `bundle` is the `Bundle` verified in this
+    process, or a path (picklable) for uvicorn's spawned workers, which verify it themselves."""
     import torch
 
     from fusion.serving.app import create_app

@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from fusion.bundle.verify import Bundle
 from fusion.config import Settings
 from fusion.errors import FusionError
 from fusion.serving.fastpath import FastPath
@@ -57,9 +58,10 @@ def create_api(service: Service, metrics: Metrics, predict: Route) -> FastAPI:
     return api
 
 
-def create_app(bundle_dir: str | Path, settings: Settings | None = None, compile: bool = False,
+def create_app(bundle_dir: str | Path | Bundle, settings: Settings | None = None, compile: bool = False,
                freeze_gc: bool = False) -> ASGIApp:
-    """The inference app of the bundle at `bundle_dir`; raises `BundleIntegrityError` if it does not verify.
+    """The inference app of the bundle at `bundle_dir` (or of a `Bundle` verified already); raises
+    `BundleIntegrityError` if it does not verify.
 
     `compile=True` compiles the feature path during warm-up (see `Predictor`), before the app reports ready;
     `freeze_gc=True` (`fusion serve`) then moves everything alive into `gc.freeze()`'s permanent generation.

@@ -48,10 +48,11 @@ class Service:
         self.lookups = MicroBatcher(self.cache.get_many) if self.cache is not None else None
 
     @classmethod
-    def from_bundle(cls, bundle_dir: str | Path, settings: Settings, compile: bool = False,
+    def from_bundle(cls, bundle_dir: str | Path | Bundle, settings: Settings, compile: bool = False,
                     freeze_gc: bool = False) -> Service:
-        "The service of the bundle at `bundle_dir`; raises `BundleIntegrityError` if it does not verify."
-        bundle = load_bundle(bundle_dir)
+        """The service of the bundle at `bundle_dir` (or of an already verified `Bundle`, whose bytes are what was
+        checked); raises `BundleIntegrityError` if it does not verify."""
+        bundle = bundle_dir if isinstance(bundle_dir, Bundle) else load_bundle(bundle_dir)
         predictor = bundle.predictor(max_instances=settings.max_instances, compile=compile)
         cache = RedisCache(settings.redis_url) if settings.redis_url else None
         return cls(bundle, settings, predictor, TokenVerifier.from_settings(settings), cache, freeze_gc)
