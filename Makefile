@@ -11,18 +11,18 @@ STAMP := $(VENV)/.fusion-installed-$(shell sha256sum pyproject.toml | cut -c1-16
 PYTHON ?= python3
 SYNC_FILES = find fusion nbs -type f -not -path '*/__pycache__/*' -not -path '*/.ipynb_checkpoints/*' | LC_ALL=C sort | xargs sha256sum
 
-.PHONY: help install run test lint sync-check nbtest pytest test-image lab mlflow-ui viz bench papermill export verify image clean
+.PHONY: help install run test lint sync-check nbtest pytest test-image lab mlflow-ui viz bench papermill export verify image docs docs-serve test-docs clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-install: $(STAMP) ## create .venv and install fusion (CPU torch pinned)
+install: $(STAMP) ## create .venv and install fusion (CPU torch pinned), its test and docs tools
 
 # torch first, pinned to the CPU wheel, so nothing later can pull a CUDA build.
 $(STAMP):
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check torch==2.13.0
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[dev]"
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[dev,docs]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name fusion --display-name "fusion (.venv)" >/dev/null
 	@rm -f $(VENV)/.fusion-installed*
 	@touch $@
@@ -42,7 +42,7 @@ run: install ## run the default Kedro pipeline on the embedded sample data
 test: install lint sync-check nbtest pytest ## the whole suite: ruff, notebook/package sync, notebooks, pytest
 
 lint: install
-	$(BIN)/ruff check fusion tests benchmarks
+	$(BIN)/ruff check fusion tests benchmarks docs
 
 sync-check: install ## nbdev-export + nbdev-clean must change nothing
 	@before="$$($(SYNC_FILES))"; \
@@ -57,7 +57,7 @@ nbtest: install ## run every notebook in nbs/ top to bottom
 	$(BIN)/nbdev-test --n-workers 2
 
 pytest: install
-	$(BIN)/pytest -q -m "not image"
+	$(BIN)/pytest -q -m "not image and not browser"
 
 test-image: install ## build the serving image with podman and verify it (root; .ci/run installs podman)
 	$(BIN)/pytest -q -m image tests/bundle
@@ -93,7 +93,21 @@ bench: install ## benchmarks (writes docs/benchmarks.md); installs the peers the
 	$(BIN)/python benchmarks/features.py --quick
 	$(BIN)/python benchmarks/serving.py --quick
 	$(BIN)/python benchmarks/events.py --quick
+	$(BIN)/python benchmarks/docs.py
+
+DOCS_PORT ?= 8008
+# MkDocs (Material theme, mkdocstrings): installs from PyPI and builds offline; nbdev-docs needs Quarto, downloaded at build.
+docs: install ## build the docs site into _docs/: executes the notebooks (a copy), MkDocs --strict, checks every link
+	$(BIN)/python docs/build.py
+
+docs-serve: ## serve _docs/ on http://127.0.0.1:8008 (DOCS_PORT=...; loopback only; builds it first if missing)
+	@test -f _docs/index.html || $(MAKE) docs
+	@echo "docs: http://127.0.0.1:$(DOCS_PORT)/index.html"
+	$(BIN)/python -m http.server $(DOCS_PORT) --bind 127.0.0.1 --directory _docs
+
+test-docs: docs ## build the docs site, then open it in headless Chromium (Debian's chromium + chromium-driver)
+	FUSION_DOCS_SITE=_docs $(BIN)/pytest -q -m browser tests/docs
 
 clean: ## remove generated data, stores and the venv
-	rm -rf $(VENV) mlflow.db mlruns data/events.db* .viz
+	rm -rf $(VENV) mlflow.db mlruns data/events.db* .viz _docs _proc
 	find data -mindepth 2 -not -path 'data/01_raw/*' -not -name .gitkeep -type f -delete

@@ -3,6 +3,7 @@
 Modules:
 
 - `fusion.bundle.image`: The bundle's serving image, built and checked for real with Podman (or Docker): the logic behind `fusion image`.
+- `fusion.commands.bus`: The event-bus commands of the `fusion` CLI: `relay`, `trigger`, `worker`, `lineage`.
 - `fusion.commands.exits`: One table of exit codes that means the same thing in every `fusion` command, and `exit_on`, which ends a command with the code of the error it met.
 - `fusion.commands.export`: `fusion export` and `fusion verify`: write a serving bundle from MLflow, and prove that it stands alone.
 - `fusion.commands.image`: `fusion image base|build|verify`: the serving image of a bundle, with Podman (or Docker with --engine docker).

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
 import subprocess
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +13,7 @@ import sqlalchemy as sa
 import yaml
 
 from tests.support.models import canonical_slice, instances_of, train_model, write_bundle
+from tests.support.http import serve_directory
 from tests.support.project import ExportedRun, run_default_pipeline
 
 # --- data sources: real sample data, PostgreSQL, a local HTTP server ------------------------------
@@ -105,23 +103,12 @@ class HttpServer:
     url: str
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 - the base class's signature
-        "Keep request lines out of the test output."
-
-
 @pytest.fixture(scope="session")
 def http_server(tmp_path_factory: pytest.TempPathFactory):
     "A ThreadingHTTPServer on 127.0.0.1 (free port) serving a temporary directory, for the session."
     root = tmp_path_factory.mktemp("http_root")
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, name="test-http-server", daemon=True)
-    thread.start()
-    host, port = server.server_address[:2]
-    yield HttpServer(root=root, url=f"http://{host}:{port}")
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with serve_directory(root) as url:
+        yield HttpServer(root=root, url=url)
 
 # --- end of the data-source fixtures -------------------------------------------------------------
 

@@ -1,4 +1,7 @@
-"""The event-bus commands of the `fusion` CLI: `relay`, `trigger`, `worker`, `lineage` (documented in nbs/61–66).
+"""The event-bus commands of the `fusion` CLI: `relay`, `trigger`, `worker`, `lineage`.
+
+Documented in nbs/61_events_relay.ipynb (the relay); the trigger, worker and lineage each in their own notebook
+(nbs/63_events_trigger, nbs/66_events_worker, nbs/65_events_lineage).
 
 Heavy imports (kafka-python, Kedro, torch) happen inside the commands so that `fusion --help` stays fast.
 """
