@@ -9,7 +9,6 @@ sqlite store (migrating a fresh one takes seconds); the event store is created i
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import uuid
 from collections.abc import Iterable
@@ -28,6 +27,7 @@ from fusion.features.table import features_table
 from fusion.names import (CANONICAL, CLEAN, CONFUSION_PLOT, FEATURE_REPORT, FEATURES, GOLDEN_CASES, INGEST_REPORT, RAW,
                           VALIDATION_REPORT)
 from fusion.pipelines.export.pipeline import create_pipeline as export_pipeline
+from fusion.pipelines.ingest.nodes import data_hash
 from fusion.pipelines.train.pipeline import create_pipeline as train_pipeline
 
 TRACE = "ab" * 16
@@ -54,8 +54,7 @@ def samples() -> pd.DataFrame:
 
 
 def ingest(raw: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
-    digest = hashlib.sha256(pd.util.hash_pandas_object(raw, index=False).to_numpy().tobytes()).hexdigest()
-    return raw, {"data_hash": digest, "rows": len(raw), "series": int(raw["series_id"].nunique()),
+    return raw, {"data_hash": data_hash(raw), "rows": len(raw), "series": int(raw["series_id"].nunique()),
                  "channels": list(CHANNELS), "labels": raw.groupby("label")["series_id"].nunique().to_dict()}
 
 
