@@ -36,14 +36,15 @@ __all__ = ['READY_TIMEOUT_S', 'wait_ready', 'stop_group', 'VerifyReport', 'http_
 # %% ../../nbs/46_bundle_standalone.ipynb #b1a08c91
 READY_TIMEOUT_S = 180.0  # a cold server loads torch and warms the model before /readyz answers 200
 
-def wait_ready(base_url: str, alive: Callable[[], bool], timeout_s: float = READY_TIMEOUT_S) -> None:
-    "Poll `base_url/readyz` until it answers 200; `RuntimeError` if the server dies or `timeout_s` passes."
+def wait_ready(base_url: str, alive: Callable[[], bool], timeout_s: float = READY_TIMEOUT_S,
+               path: str = "/readyz") -> None:
+    "Poll `base_url` + `path` until it answers 200; `RuntimeError` if the server dies or `timeout_s` passes."
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if not alive():
             raise RuntimeError("the server exited before it was ready")
         try:
-            with urllib.request.urlopen(f"{base_url}/readyz", timeout=2) as r:
+            with urllib.request.urlopen(f"{base_url}{path}", timeout=2) as r:
                 if r.status == 200:
                     return
         except (urllib.error.URLError, OSError):

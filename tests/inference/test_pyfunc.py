@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 import urllib.error
 import urllib.request
 
 import pytest
 
-from fusion.bundle.standalone import stop_group
+from fusion.bundle.standalone import stop_group, wait_ready
 from fusion.config import free_port
 from fusion.names import TAG_PYFUNC
 from tests.support.project import BIN
@@ -30,16 +29,11 @@ def post_json(url: str, body: dict) -> tuple[int, dict]:
 
 
 def wait_ping(base: str, proc: subprocess.Popen, log) -> None:
-    deadline = time.monotonic() + READY_S
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"mlflow models serve exited {proc.returncode}: {log.read_text()[-3000:]}"
-        try:
-            with urllib.request.urlopen(f"{base}/ping", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    pytest.fail(f"mlflow models serve not ready within {READY_S} s: {log.read_text()[-3000:]}")
+    "Wait for `mlflow models serve` to answer /ping (the same poll as `fusion verify`'s), failing with its log."
+    try:
+        wait_ready(base, lambda: proc.poll() is None, timeout_s=READY_S, path="/ping")
+    except RuntimeError as err:
+        pytest.fail(f"mlflow models serve: {err}: {log.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="module")
